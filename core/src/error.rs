@@ -1,0 +1,98 @@
+//! Typed errors. Every failure the core can report is one of these; the bindings map
+//! [`ErrorKind`] to the JS error classes of SPEC §1 (`TypeError` for bad arguments).
+
+use thiserror::Error;
+
+pub type Result<T, E = SessionError> = std::result::Result<T, E>;
+
+#[derive(Debug, Error)]
+pub enum SessionError {
+    #[error("the session store is closed")]
+    StoreClosed,
+
+    #[error("the adapter is closed")]
+    AdapterClosed,
+
+    /// A caller passed a value of the wrong type or shape; `name` is the argument.
+    #[error("invalid argument `{name}`: {reason}")]
+    InvalidArgument { name: String, reason: String },
+
+    /// Cookie options that browsers would silently drop (SPEC §4 [beyond]).
+    #[error("invalid cookie options: {0}")]
+    InvalidCookieOptions(String),
+
+    /// An optional adapter capability a custom adapter does not implement.
+    #[error("{operation} is not supported by this adapter (it does not implement `{method}`)")]
+    Unsupported {
+        operation: &'static str,
+        method: &'static str,
+    },
+
+    #[error("SQLite error while trying to {action}: {source}")]
+    Sqlite {
+        action: &'static str,
+        #[source]
+        source: rusqlite::Error,
+    },
+
+    #[error("PostgreSQL error while trying to {action}: {source}")]
+    Postgres {
+        action: &'static str,
+        #[source]
+        source: tokio_postgres::Error,
+    },
+
+    #[error("PostgreSQL connection pool: {0}")]
+    Pool(String),
+
+    /// A stored row that cannot be turned into a session (e.g. `data` that is not JSON).
+    #[error("stored session `{session_id}` is corrupt: {reason}")]
+    Corrupt { session_id: String, reason: String },
+
+    /// A custom (JS) adapter rejected or returned something unusable.
+    #[error("adapter `{method}` failed: {message}")]
+    Adapter { method: &'static str, message: String },
+
+    /// A lock (mutex) was poisoned by a panic elsewhere; reported, never propagated as a panic.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Coarse classification used by the bindings to pick an error class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// `SessionStoreClosedError`
+    Closed,
+    /// `TypeError`
+    InvalidArgument,
+    /// `SessionError` with a clear message (configuration problem).
+    Config,
+    /// `AdapterError`: the storage failed.
+    Adapter,
+}
+
+impl SessionError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            SessionError::StoreClosed => ErrorKind::Closed,
+            SessionError::InvalidArgument { .. } => ErrorKind::InvalidArgument,
+            SessionError::InvalidCookieOptions(_) | SessionError::Unsupported { .. } => {
+                ErrorKind::Config
+            }
+            SessionError::AdapterClosed
+            | SessionError::Sqlite { .. }
+            | SessionError::Postgres { .. }
+            | SessionError::Pool(_)
+            | SessionError::Corrupt { .. }
+            | SessionError::Adapter { .. }
+            | SessionError::Internal(_) => ErrorKind::Adapter,
+        }
+    }
+
+    pub fn invalid_argument(name: impl Into<String>, reason: impl Into<String>) -> Self {
+        SessionError::InvalidArgument {
+            name: name.into(),
+            reason: reason.into(),
+        }
+    }
+}

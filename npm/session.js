@@ -1,0 +1,550 @@
+// The JavaScript face of @slices-rs/session, shared by every runtime binding.
+//
+// It only marshals: checks the types of JS arguments (so a TypeError can name the argument),
+// converts records to and from the native wire shape (`data` travels as JSON text), maps
+// native errors to the error classes, and runs the cleanup timer on the JS event loop.
+// Every session, cookie and expiry rule lives in the Rust core.
+
+/** Base class of every error this package raises on purpose. */
+export class SessionError extends Error {
+  constructor(message, options) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+/** An async method was called after `SessionStore.close()`. */
+export class SessionStoreClosedError extends SessionError {}
+/** The storage failed (database error, unreachable server, a custom adapter that threw). */
+export class AdapterError extends SessionError {}
+/** An OAuth request failed; `code` is the OAuth error code (e.g. "invalid_grant"). */
+export class OAuthError extends SessionError {
+  constructor(message, options = {}) {
+    super(message, options);
+    this.code = options.code;
+  }
+}
+
+const ERROR_CLASSES = {
+  TypeError,
+  SessionError,
+  SessionStoreClosedError,
+  AdapterError,
+  OAuthError,
+};
+const NATIVE_ERROR = /^(TypeError|SessionError|SessionStoreClosedError|AdapterError|OAuthError): ([\s\S]*)$/;
+
+/** Native errors carry their class as a message prefix (see bindings-node/src/lib.rs). */
+function translateError(error) {
+  if (!(error instanceof Error) || error instanceof SessionError) return error;
+  const match = NATIVE_ERROR.exec(error.message);
+  if (match) return new ERROR_CLASSES[match[1]](match[2]);
+  // napi-rs argument conversion failures.
+  if (error.code === "InvalidArg" || error.code === "NumberExpected" || error.code === "StringExpected") {
+    return new TypeError(error.message);
+  }
+  return error;
+}
+
+/** Calls into native code, turning a sync throw or an async rejection into our classes. */
+function callNative(fn) {
+  let result;
+  try {
+    result = fn();
+  } catch (error) {
+    throw translateError(error);
+  }
+  if (result instanceof Promise) {
+    return result.catch((error) => {
+      throw translateError(error);
+    });
+  }
+  return result;
+}
+
+// ---- argument checks ----------------------------------------------------------------------
+
+function describe(value) {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  return typeof value === "string" ? `a string (${JSON.stringify(value.slice(0, 40))})` : `${typeof value}`;
+}
+
+function fail(name, expected, value) {
+  return new TypeError(`${name} must be ${expected}, got ${describe(value)}`);
+}
+
+function checkString(value, name) {
+  if (typeof value !== "string") throw fail(name, "a string", value);
+  return value;
+}
+
+function optionalString(value, name) {
+  if (value === undefined || value === null) return undefined;
+  return checkString(value, name);
+}
+
+function checkMillis(value, name) {
+  if (typeof value !== "number" || !Number.isFinite(value)) throw fail(name, "a finite number", value);
+  return Math.trunc(value);
+}
+
+function optionalMillis(value, name) {
+  return value === undefined ? undefined : checkMillis(value, name);
+}
+
+function checkBoolean(value, name) {
+  if (typeof value !== "boolean") throw fail(name, "a boolean", value);
+  return value;
+}
+
+function isPlainObject(value) {
+  return value !== null && typeof value === "object" && !Array.isArray(value);
+}
+
+/** `data` as JSON text, or undefined when absent. */
+function encodeData(value, name) {
+  if (value === undefined || value === null) return undefined;
+  if (!isPlainObject(value)) throw fail(name, "an object", value);
+  return JSON.stringify(value);
+}
+
+// ---- wire conversion ----------------------------------------------------------------------
+
+/** A native wire record to the SessionData users see: absent handle/data keys are omitted. */
+function fromWire(wire) {
+  if (wire === null || wire === undefined) return null;
+  const session = { sessionId: wire.sessionId, userId: wire.userId };
+  if (wire.handle !== undefined && wire.handle !== null) session.handle = wire.handle;
+  session.isAuthenticated = wire.isAuthenticated;
+  if (wire.data !== undefined && wire.data !== null) {
+    try {
+      session.data = JSON.parse(wire.data);
+    } catch (error) {
+      throw new AdapterError(`stored session ${JSON.stringify(wire.sessionId)} has data that is not JSON: ${error.message}`);
+    }
+  }
+  session.createdAt = wire.createdAt;
+  session.expiresAt = wire.expiresAt;
+  session.lastAccessedAt = wire.lastAccessedAt;
+  return session;
+}
+
+/** A SessionData given by a user (adapter.set) or returned by a custom adapter, to the wire. */
+function toWire(session, name) {
+  if (!isPlainObject(session)) throw fail(name, "a SessionData object", session);
+  return {
+    sessionId: checkString(session.sessionId, `${name}.sessionId`),
+    userId: checkString(session.userId, `${name}.userId`),
+    handle: optionalString(session.handle, `${name}.handle`),
+    isAuthenticated: checkBoolean(session.isAuthenticated, `${name}.isAuthenticated`),
+    data: encodeData(session.data, `${name}.data`),
+    createdAt: checkMillis(session.createdAt, `${name}.createdAt`),
+    expiresAt: checkMillis(session.expiresAt, `${name}.expiresAt`),
+    lastAccessedAt: checkMillis(session.lastAccessedAt, `${name}.lastAccessedAt`),
+  };
+}
+
+const has = (object, key) => Object.prototype.hasOwnProperty.call(object, key);
+
+/** `Partial<SessionData>` to the wire patch; a `sessionId` key is ignored (SPEC §3). */
+function toWirePatch(updates, name) {
+  if (!isPlainObject(updates)) throw fail(name, "an object", updates);
+  const patch = {};
+  if (has(updates, "userId")) patch.userId = checkString(updates.userId, `${name}.userId`);
+  if (has(updates, "handle")) {
+    const handle = optionalString(updates.handle, `${name}.handle`);
+    if (handle === undefined) patch.clearHandle = true;
+    else patch.handle = handle;
+  }
+  if (has(updates, "isAuthenticated")) {
+    patch.isAuthenticated = checkBoolean(updates.isAuthenticated, `${name}.isAuthenticated`);
+  }
+  if (has(updates, "data")) {
+    const data = encodeData(updates.data, `${name}.data`);
+    if (data === undefined) patch.clearData = true;
+    else patch.data = data;
+  }
+  for (const key of ["createdAt", "expiresAt", "lastAccessedAt"]) {
+    if (has(updates, key)) patch[key] = checkMillis(updates[key], `${name}.${key}`);
+  }
+  return patch;
+}
+
+/** The wire patch back to the `Partial<SessionData>` a custom adapter's `update` receives. */
+function fromWirePatch(patch) {
+  const updates = {};
+  if (patch.userId !== undefined) updates.userId = patch.userId;
+  if (patch.handle !== undefined) updates.handle = patch.handle;
+  else if (patch.clearHandle) updates.handle = undefined;
+  if (patch.isAuthenticated !== undefined) updates.isAuthenticated = patch.isAuthenticated;
+  if (patch.data !== undefined) updates.data = JSON.parse(patch.data);
+  else if (patch.clearData) updates.data = undefined;
+  for (const key of ["createdAt", "expiresAt", "lastAccessedAt"]) {
+    if (patch[key] !== undefined) updates[key] = patch[key];
+  }
+  return updates;
+}
+
+const COOKIE_OPTION_TYPES = {
+  httpOnly: "boolean",
+  secure: "boolean",
+  sameSite: "string",
+  domain: "string",
+  path: "string",
+  maxAge: "number",
+};
+
+/** Cookie options to the wire; keys given as `undefined` are listed in `unset` (JS spread semantics). */
+function toWireCookieOptions(options, name) {
+  if (options === undefined || options === null) return undefined;
+  if (!isPlainObject(options)) throw fail(name, "an object", options);
+  const wire = { unset: [] };
+  for (const [key, type] of Object.entries(COOKIE_OPTION_TYPES)) {
+    if (!has(options, key)) continue;
+    const value = options[key];
+    if (value === undefined) wire.unset.push(key);
+    else if (typeof value !== type) throw fail(`${name}.${key}`, `a ${type}`, value);
+    else wire[key] = value;
+  }
+  return wire;
+}
+
+/** The `Cookie` header of a Fetch `Request`, a Node `IncomingMessage`, or a `Headers`. */
+function cookieHeaderOf(request) {
+  if (request === null || typeof request !== "object") {
+    throw fail("request", "a Request, an IncomingMessage or a Headers object", request);
+  }
+  const headers = request.headers ?? request;
+  if (headers === null || typeof headers !== "object") return undefined;
+  if (typeof headers.get === "function") {
+    const value = headers.get("cookie");
+    return typeof value === "string" ? value : undefined;
+  }
+  const value = headers.cookie ?? headers.Cookie;
+  if (typeof value === "string") return value;
+  if (Array.isArray(value)) return value.filter((v) => typeof v === "string").join("; ");
+  return undefined;
+}
+
+const REQUIRED_ADAPTER_METHODS = ["get", "set", "update", "delete", "cleanup", "exists"];
+
+/** A user's adapter object as the threadsafe functions the native store calls. */
+function jsAdapterFunctions(adapter) {
+  for (const method of REQUIRED_ADAPTER_METHODS) {
+    if (typeof adapter[method] !== "function") {
+      throw new TypeError(`adapter must implement SessionAdapter: adapter.${method} is not a function`);
+    }
+  }
+  // Methods are called on the adapter (so `this` works) and always return a Promise of a
+  // normalised value: the native side expects exact types.
+  const fns = {
+    get: async (id) => {
+      const session = await adapter.get(id);
+      return session === null || session === undefined ? null : toWire(session, "adapter.get() result");
+    },
+    set: async (id, wire) => {
+      await adapter.set(id, fromWire(wire));
+    },
+    update: async (id, patch) => Boolean(await adapter.update(id, fromWirePatch(patch))),
+    delete: async (id) => {
+      await adapter.delete(id);
+    },
+    cleanup: async (expiresBefore) => Math.max(0, Math.trunc(Number(await adapter.cleanup(expiresBefore)) || 0)),
+    exists: async (id) => Boolean(await adapter.exists(id)),
+  };
+  if (typeof adapter.listByUser === "function") {
+    fns.listByUser = async (userId) => {
+      const rows = await adapter.listByUser(userId);
+      if (!Array.isArray(rows)) throw new TypeError("adapter.listByUser() must resolve to an array");
+      return rows.map((row) => toWire(row, "adapter.listByUser() result"));
+    };
+  }
+  if (typeof adapter.deleteByUser === "function") {
+    fns.deleteByUser = async (userId, except) =>
+      Math.max(0, Math.trunc(Number(await adapter.deleteByUser(userId, except ?? undefined)) || 0));
+  }
+  return fns;
+}
+
+/** Keeps a timer from holding the process open, in Node and in Deno. */
+function unrefTimer(timer) {
+  if (typeof timer === "object" && timer !== null && typeof timer.unref === "function") timer.unref();
+  else if (typeof globalThis.Deno?.unrefTimer === "function") globalThis.Deno.unrefTimer(timer);
+}
+
+// setInterval fires at once for delays above 2^31-1 ms.
+const MAX_TIMER_DELAY = 2 ** 31 - 1;
+
+/**
+ * Builds the public API over a native binding object exposing `NativeAdapter`, `NativeStore`,
+ * `parseCookie` and `serializeCookie` (N-API in Node, FFI in Deno).
+ */
+export function createApi(native) {
+  /** @type {(adapter: object) => object | undefined} */
+  let nativeOf;
+
+  /** Shared face of the native adapters: the SessionAdapter interface of SPEC §2. */
+  class NativeBackedAdapter {
+    #native;
+    static {
+      nativeOf = (adapter) => (#native in adapter ? adapter.#native : undefined);
+    }
+
+    constructor(create) {
+      this.#native = callNative(create);
+    }
+
+    async get(id) {
+      checkString(id, "id");
+      return fromWire(await callNative(() => this.#native.get(id)));
+    }
+
+    async set(id, data) {
+      checkString(id, "id");
+      const wire = toWire(data, "data");
+      await callNative(() => this.#native.set(id, wire));
+    }
+
+    async update(id, updates) {
+      checkString(id, "id");
+      const patch = toWirePatch(updates, "updates");
+      return callNative(() => this.#native.update(id, patch));
+    }
+
+    async delete(id) {
+      checkString(id, "id");
+      await callNative(() => this.#native.delete(id));
+    }
+
+    async cleanup(expiresBefore) {
+      const before = checkMillis(expiresBefore, "expiresBefore");
+      return callNative(() => this.#native.cleanup(before));
+    }
+
+    async exists(id) {
+      checkString(id, "id");
+      return callNative(() => this.#native.exists(id));
+    }
+
+    async listByUser(userId) {
+      checkString(userId, "userId");
+      return (await callNative(() => this.#native.listByUser(userId))).map(fromWire);
+    }
+
+    async deleteByUser(userId, except) {
+      checkString(userId, "userId");
+      const keep = optionalString(except, "except");
+      return callNative(() => this.#native.deleteByUser(userId, keep));
+    }
+
+    /** Releases the adapter's connections or file; later calls reject with AdapterError. */
+    async close() {
+      await callNative(() => this.#native.close());
+    }
+  }
+
+  class MemoryAdapter extends NativeBackedAdapter {
+    constructor() {
+      super(() => native.NativeAdapter.memoryAdapter());
+    }
+    /** Removes every session (synchronous). */
+    clear() {
+      callNative(() => nativeOf(this).clear());
+    }
+    /** Number of stored sessions, expired ones included (synchronous). */
+    size() {
+      return callNative(() => nativeOf(this).size());
+    }
+    /** Stored session ids (synchronous). */
+    keys() {
+      return callNative(() => nativeOf(this).keys());
+    }
+  }
+
+  class SQLiteAdapter extends NativeBackedAdapter {
+    /** @param pathOrUrl a file path, `sqlite://<path>` or ":memory:" */
+    constructor(pathOrUrl, options = {}) {
+      checkString(pathOrUrl, "pathOrUrl");
+      if (!isPlainObject(options)) throw fail("options", "an object", options);
+      const busyTimeout = options.busyTimeout === undefined ? undefined : checkMillis(options.busyTimeout, "options.busyTimeout");
+      super(() => native.NativeAdapter.sqliteAdapter(pathOrUrl, busyTimeout));
+    }
+  }
+
+  class PostgresAdapter extends NativeBackedAdapter {
+    /** Does not connect: the pool connects on first use. */
+    constructor(connectionString, options = {}) {
+      checkString(connectionString, "connectionString");
+      if (!isPlainObject(options)) throw fail("options", "an object", options);
+      const max = options.maxConnections === undefined ? undefined : checkMillis(options.maxConnections, "options.maxConnections");
+      if (max !== undefined && max < 1) throw new TypeError("options.maxConnections must be at least 1");
+      super(() => native.NativeAdapter.postgresAdapter(connectionString, max));
+    }
+    /** Creates the table and indexes if missing (also done on first use). */
+    async initialize() {
+      await callNative(() => nativeOf(this).initialize());
+    }
+  }
+
+  class SessionStore {
+    #native;
+    #generateId;
+    #onError;
+    #timer;
+    #cleanupRunning = false;
+
+    constructor(options) {
+      if (!isPlainObject(options)) throw fail("options", "an object with an `adapter`", options);
+      const { adapter, cookieName, cookieOptions, sessionTTL, cleanupInterval, generateId, onError, touchAfter, rolling } = options;
+      if (adapter === null || typeof adapter !== "object") throw fail("adapter", "a SessionAdapter object", adapter);
+      if (generateId !== undefined && typeof generateId !== "function") throw fail("generateId", "a function", generateId);
+      if (onError !== undefined && typeof onError !== "function") throw fail("onError", "a function", onError);
+      const interval = cleanupInterval === undefined ? 60 * 60 * 1000 : checkMillis(cleanupInterval, "cleanupInterval");
+      const config = {
+        cookieName: cookieName === undefined ? undefined : checkString(cookieName, "cookieName"),
+        cookieOptions: toWireCookieOptions(cookieOptions, "cookieOptions"),
+        sessionTtl: optionalMillis(sessionTTL, "sessionTTL"),
+        touchAfter: optionalMillis(touchAfter, "touchAfter"),
+        rolling: rolling === undefined ? undefined : checkBoolean(rolling, "rolling"),
+      };
+      const nativeAdapter = nativeOf(adapter);
+      this.#native = callNative(() =>
+        nativeAdapter
+          ? native.NativeStore.withNativeAdapter(nativeAdapter, config)
+          : native.NativeStore.withJsAdapter(jsAdapterFunctions(adapter), config),
+      );
+      this.#generateId = generateId;
+      this.#onError = onError;
+      if (interval > 0) {
+        this.#timer = setInterval(() => this.#runCleanup(), Math.min(interval, MAX_TIMER_DELAY));
+        unrefTimer(this.#timer);
+      }
+    }
+
+    #newId() {
+      if (this.#generateId === undefined) return undefined;
+      const id = this.#generateId();
+      if (typeof id !== "string" || id === "") throw fail("generateId()", "a non-empty string", id);
+      return id;
+    }
+
+    // Runs never overlap; failures go to onError, else console.error, never thrown.
+    #runCleanup() {
+      if (this.#cleanupRunning) return;
+      this.#cleanupRunning = true;
+      this.cleanup()
+        .catch((error) => {
+          if (error instanceof SessionStoreClosedError) return;
+          if (this.#onError) {
+            try {
+              this.#onError(error);
+            } catch (reportError) {
+              console.error("@slices-rs/session: onError threw:", reportError);
+            }
+          } else {
+            console.error("@slices-rs/session: session cleanup failed:", error);
+          }
+        })
+        .finally(() => {
+          this.#cleanupRunning = false;
+        });
+    }
+
+    async createSession(userId, handle, data) {
+      checkString(userId, "userId");
+      const h = optionalString(handle, "handle");
+      const d = encodeData(data, "data");
+      const id = this.#newId();
+      return callNative(() => this.#native.createSession(id, userId, h, d));
+    }
+
+    async getSession(sessionId) {
+      checkString(sessionId, "sessionId");
+      return fromWire(await callNative(() => this.#native.getSession(sessionId)));
+    }
+
+    async updateSession(sessionId, updates) {
+      checkString(sessionId, "sessionId");
+      const patch = toWirePatch(updates, "updates");
+      return callNative(() => this.#native.updateSession(sessionId, patch));
+    }
+
+    async deleteSession(sessionId) {
+      checkString(sessionId, "sessionId");
+      await callNative(() => this.#native.deleteSession(sessionId));
+    }
+
+    async getSessionFromRequest(request) {
+      const header = cookieHeaderOf(request);
+      return fromWire(await callNative(() => this.#native.getSessionFromCookieHeader(header)));
+    }
+
+    async getCurrentUser(request) {
+      const header = cookieHeaderOf(request);
+      const user = await callNative(() => this.#native.currentUser(header));
+      const out = {};
+      if (user.sessionId !== undefined) out.sessionId = user.sessionId;
+      if (user.sub !== undefined) out.sub = user.sub;
+      if (user.handle !== undefined) out.handle = user.handle;
+      out.isAuthenticated = user.isAuthenticated;
+      return out;
+    }
+
+    createSessionCookie(sessionId) {
+      checkString(sessionId, "sessionId");
+      return callNative(() => this.#native.sessionCookie(sessionId));
+    }
+
+    createLogoutCookie() {
+      return callNative(() => this.#native.logoutCookie());
+    }
+
+    async cleanup() {
+      return callNative(() => this.#native.cleanup());
+    }
+
+    async listUserSessions(userId) {
+      checkString(userId, "userId");
+      return (await callNative(() => this.#native.listUserSessions(userId))).map(fromWire);
+    }
+
+    async deleteUserSessions(userId, options = {}) {
+      checkString(userId, "userId");
+      if (!isPlainObject(options)) throw fail("options", "an object", options);
+      const except = optionalString(options.except, "options.except");
+      return callNative(() => this.#native.deleteUserSessions(userId, except));
+    }
+
+    async regenerateSession(sessionId) {
+      checkString(sessionId, "sessionId");
+      const id = this.#newId();
+      return callNative(() => this.#native.regenerateSession(sessionId, id));
+    }
+
+    /** Stops the cleanup timer; later async calls reject with SessionStoreClosedError. */
+    async close() {
+      clearInterval(this.#timer);
+      this.#timer = undefined;
+      this.#native.close();
+    }
+
+    async [Symbol.asyncDispose ?? Symbol.for("Symbol.asyncDispose")]() {
+      await this.close();
+    }
+  }
+
+  function parseCookie(header) {
+    if (!header) return {};
+    checkString(header, "header");
+    return callNative(() => native.parseCookie(header));
+  }
+
+  function serializeCookie(name, value, options = {}) {
+    checkString(name, "name");
+    checkString(value, "value");
+    const wire = toWireCookieOptions(options, "options");
+    return callNative(() => native.serializeCookie(name, value, wire));
+  }
+
+  return { SessionStore, MemoryAdapter, SQLiteAdapter, PostgresAdapter, parseCookie, serializeCookie };
+}
