@@ -53,6 +53,8 @@ function callNative(fn) {
   } catch (error) {
     throw translateError(error);
   }
+  // napi-rs hands back (rather than throws) the error of a method that may return a Promise.
+  if (result instanceof Error) throw translateError(result);
   if (result instanceof Promise) {
     return result.catch((error) => {
       throw translateError(error);

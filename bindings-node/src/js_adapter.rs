@@ -17,6 +17,8 @@ use crate::wire::{WirePatch, WireSession};
 /// throw comes back as an error (never a fatal exception).
 type JsFn<Args, Ret> = ThreadsafeFunction<Args, Promise<Ret>, Args, Status, false, true>;
 
+type DeleteByUserFn = JsFn<FnArgs<(String, Option<String>)>, i64>;
+
 #[napi(object, object_to_js = false)]
 pub struct JsAdapterFns {
     pub get: JsFn<String, Option<WireSession>>,
@@ -26,7 +28,7 @@ pub struct JsAdapterFns {
     pub cleanup: JsFn<i64, i64>,
     pub exists: JsFn<String, bool>,
     pub list_by_user: Option<JsFn<String, Vec<WireSession>>>,
-    pub delete_by_user: Option<JsFn<FnArgs<(String, Option<String>)>, i64>>,
+    pub delete_by_user: Option<DeleteByUserFn>,
 }
 
 pub struct JsAdapter {
@@ -39,11 +41,7 @@ impl JsAdapter {
     }
 }
 
-async fn call<Args, Ret>(
-    method: &'static str,
-    f: &JsFn<Args, Ret>,
-    args: Args,
-) -> Result<Ret>
+async fn call<Args, Ret>(method: &'static str, f: &JsFn<Args, Ret>, args: Args) -> Result<Ret>
 where
     Args: 'static + JsValuesTupleIntoVec,
     Ret: 'static + Send + FromNapiValue,

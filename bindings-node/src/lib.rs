@@ -135,13 +135,24 @@ impl NativeAdapter {
     #[napi(ts_return_type = "void | Promise<void>")]
     pub fn set<'env>(&self, env: &'env Env, id: String, data: WireSession) -> Settled<'env, ()> {
         let a = self.shared();
-        settle(env, a.is_sync(), async move { a.set(&id, &data.into()).await })
+        settle(
+            env,
+            a.is_sync(),
+            async move { a.set(&id, &data.into()).await },
+        )
     }
 
     #[napi(ts_return_type = "boolean | Promise<boolean>")]
-    pub fn update<'env>(&self, env: &'env Env, id: String, patch: WirePatch) -> Settled<'env, bool> {
+    pub fn update<'env>(
+        &self,
+        env: &'env Env,
+        id: String,
+        patch: WirePatch,
+    ) -> Settled<'env, bool> {
         let a = self.shared();
-        settle(env, a.is_sync(), async move { a.update(&id, &patch.into()).await })
+        settle(env, a.is_sync(), async move {
+            a.update(&id, &patch.into()).await
+        })
     }
 
     #[napi(ts_return_type = "void | Promise<void>")]
@@ -165,7 +176,11 @@ impl NativeAdapter {
     }
 
     #[napi(ts_return_type = "WireSession[] | Promise<WireSession[]>")]
-    pub fn list_by_user<'env>(&self, env: &'env Env, user_id: String) -> Settled<'env, Vec<WireSession>> {
+    pub fn list_by_user<'env>(
+        &self,
+        env: &'env Env,
+        user_id: String,
+    ) -> Settled<'env, Vec<WireSession>> {
         let a = self.shared();
         settle(env, a.is_sync(), async move {
             let rows = a.list_by_user(&user_id).await?;
@@ -259,7 +274,10 @@ impl NativeStore {
 #[napi]
 impl NativeStore {
     #[napi(factory)]
-    pub fn with_native_adapter(adapter: &NativeAdapter, config: WireStoreConfig) -> napi::Result<Self> {
+    pub fn with_native_adapter(
+        adapter: &NativeAdapter,
+        config: WireStoreConfig,
+    ) -> napi::Result<Self> {
         NativeStore::new(adapter.shared(), config)
     }
 
@@ -289,7 +307,11 @@ impl NativeStore {
     }
 
     #[napi(ts_return_type = "WireSession | null | Promise<WireSession | null>")]
-    pub fn get_session<'env>(&self, env: &'env Env, id: String) -> Settled<'env, Option<WireSession>> {
+    pub fn get_session<'env>(
+        &self,
+        env: &'env Env,
+        id: String,
+    ) -> Settled<'env, Option<WireSession>> {
         let s = self.inner.clone();
         settle(env, s.is_sync(), async move {
             Ok(s.get_session(&id).await?.map(WireSession::from))
@@ -297,7 +319,12 @@ impl NativeStore {
     }
 
     #[napi(ts_return_type = "boolean | Promise<boolean>")]
-    pub fn update_session<'env>(&self, env: &'env Env, id: String, patch: WirePatch) -> Settled<'env, bool> {
+    pub fn update_session<'env>(
+        &self,
+        env: &'env Env,
+        id: String,
+        patch: WirePatch,
+    ) -> Settled<'env, bool> {
         let s = self.inner.clone();
         settle(env, s.is_sync(), async move {
             s.update_session(&id, &patch.into()).await
@@ -325,7 +352,11 @@ impl NativeStore {
     }
 
     #[napi(ts_return_type = "WireUser | Promise<WireUser>")]
-    pub fn current_user<'env>(&self, env: &'env Env, header: Option<String>) -> Settled<'env, WireUser> {
+    pub fn current_user<'env>(
+        &self,
+        env: &'env Env,
+        header: Option<String>,
+    ) -> Settled<'env, WireUser> {
         let s = self.inner.clone();
         settle(env, s.is_sync(), async move {
             Ok(s.current_user(header.as_deref()).await?.into())
@@ -345,11 +376,19 @@ impl NativeStore {
     #[napi(ts_return_type = "number | Promise<number>")]
     pub fn cleanup<'env>(&self, env: &'env Env) -> Settled<'env, i64> {
         let s = self.inner.clone();
-        settle(env, s.is_sync(), async move { Ok(s.cleanup().await? as i64) })
+        settle(
+            env,
+            s.is_sync(),
+            async move { Ok(s.cleanup().await? as i64) },
+        )
     }
 
     #[napi(ts_return_type = "WireSession[] | Promise<WireSession[]>")]
-    pub fn list_user_sessions<'env>(&self, env: &'env Env, user_id: String) -> Settled<'env, Vec<WireSession>> {
+    pub fn list_user_sessions<'env>(
+        &self,
+        env: &'env Env,
+        user_id: String,
+    ) -> Settled<'env, Vec<WireSession>> {
         let s = self.inner.clone();
         settle(env, s.is_sync(), async move {
             let rows = s.list_user_sessions(&user_id).await?;

@@ -35,7 +35,10 @@ pub enum SessionError {
         source: rusqlite::Error,
     },
 
-    #[error("PostgreSQL error while trying to {action}: {source}")]
+    #[error(
+        "PostgreSQL error while trying to {action}: {}",
+        postgres_detail(source)
+    )]
     Postgres {
         action: &'static str,
         #[source]
@@ -51,7 +54,10 @@ pub enum SessionError {
 
     /// A custom (JS) adapter rejected or returned something unusable.
     #[error("adapter `{method}` failed: {message}")]
-    Adapter { method: &'static str, message: String },
+    Adapter {
+        method: &'static str,
+        message: String,
+    },
 
     /// A lock (mutex) was poisoned by a panic elsewhere; reported, never propagated as a panic.
     #[error("internal error: {0}")]
@@ -95,4 +101,20 @@ impl SessionError {
             reason: reason.into(),
         }
     }
+}
+
+/// `tokio_postgres::Error` prints only its kind ("db error"); the server's message and the
+/// I/O cause are in the source chain, and users need them.
+fn postgres_detail(error: &tokio_postgres::Error) -> String {
+    if let Some(db) = error.as_db_error() {
+        return format!("{} ({})", db.message(), db.code().code());
+    }
+    let mut text = error.to_string();
+    let mut cause = std::error::Error::source(error);
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }

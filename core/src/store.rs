@@ -219,9 +219,7 @@ impl SessionStore {
         let now = now_millis();
         let mut sessions = self.adapter.list_by_user(user_id).await?;
         sessions.retain(|s| !s.is_expired(now));
-        sessions.sort_by(|a, b| {
-            (a.created_at, &a.session_id).cmp(&(b.created_at, &b.session_id))
-        });
+        sessions.sort_by(|a, b| (a.created_at, &a.session_id).cmp(&(b.created_at, &b.session_id)));
         Ok(sessions)
     }
 

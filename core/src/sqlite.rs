@@ -1,0 +1,488 @@
+//! SQLite adapter (SPEC §5 SQLiteAdapter): one connection behind a mutex, in WAL mode.
+//!
+//! Every call does its work synchronously inside the `async fn` (SQLite calls take
+//! microseconds), so the futures complete on their first poll and `is_sync()` is true.
+//! The schema is the original package's, so files it wrote are read as they are.
+
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::types::{ToSql, ValueRef};
+use rusqlite::{Connection, TransactionBehavior};
+
+use crate::adapter::{SessionAdapter, Touch};
+use crate::error::{Result, SessionError};
+use crate::session::{Millis, SessionData, SessionPatch};
+
+/// Options for [`SqliteAdapter::open`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SqliteOptions {
+    /// How long a statement waits for another connection's lock before failing (ms).
+    pub busy_timeout_ms: u32,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions {
+            busy_timeout_ms: 5000,
+        }
+    }
+}
+
+/// The schema of SPEC §5, text for text (it ends up in `sqlite_master`).
+const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS sessions (
+  session_id TEXT PRIMARY KEY, user_id TEXT NOT NULL, handle TEXT,
+  is_authenticated INTEGER NOT NULL DEFAULT 1, data TEXT,
+  created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, last_accessed_at INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS idx_sessions_expires_at ON sessions(expires_at);
+CREATE INDEX IF NOT EXISTS idx_sessions_user_id ON sessions(user_id);";
+
+/// The columns of a session, in the order `read_session` decodes them.
+macro_rules! columns {
+    () => {
+        "session_id, user_id, handle, is_authenticated, data, created_at, expires_at, last_accessed_at"
+    };
+}
+
+const SELECT_ONE: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM sessions WHERE session_id = ?1"
+);
+const UPSERT: &str = concat!(
+    "INSERT INTO sessions (",
+    columns!(),
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (session_id) DO UPDATE SET ",
+    "user_id = excluded.user_id, handle = excluded.handle, ",
+    "is_authenticated = excluded.is_authenticated, data = excluded.data, ",
+    "created_at = excluded.created_at, expires_at = excluded.expires_at, ",
+    "last_accessed_at = excluded.last_accessed_at"
+);
+const DELETE_ONE: &str = "DELETE FROM sessions WHERE session_id = ?1";
+const EXISTS: &str = "SELECT EXISTS(SELECT 1 FROM sessions WHERE session_id = ?1)";
+const CLEANUP: &str = "DELETE FROM sessions WHERE expires_at < ?1";
+/// The touch of the request path: fires only for a live row whose access is due
+/// (`last_accessed_at <= now - touch_after`, the overflow-free form of `Touch::is_due`).
+/// `?2` is the new `expires_at` with `rolling`, NULL to keep it.
+const TOUCH: &str = concat!(
+    "UPDATE sessions SET last_accessed_at = ?1, expires_at = COALESCE(?2, expires_at) ",
+    "WHERE session_id = ?3 AND expires_at > ?1 AND last_accessed_at <= ?4 RETURNING ",
+    columns!()
+);
+const DELETE_EXPIRED_ONE: &str = "DELETE FROM sessions WHERE session_id = ?1 AND expires_at <= ?2";
+const RENAME: &str = concat!(
+    "UPDATE sessions SET session_id = ?2 WHERE session_id = ?1 AND expires_at > ?3 RETURNING ",
+    columns!()
+);
+const LIST_BY_USER: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM sessions WHERE user_id = ?1 ORDER BY created_at, session_id"
+);
+const DELETE_BY_USER: &str = "DELETE FROM sessions WHERE user_id = ?1";
+const DELETE_BY_USER_EXCEPT: &str = "DELETE FROM sessions WHERE user_id = ?1 AND session_id <> ?2";
+
+/// Sessions in one SQLite database file (or `:memory:`).
+pub struct SqliteAdapter {
+    /// `None` once closed.
+    conn: Mutex<Option<Connection>>,
+}
+
+impl std::fmt::Debug for SqliteAdapter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteAdapter").finish_non_exhaustive()
+    }
+}
+
+fn sqlite_err(action: &'static str) -> impl FnOnce(rusqlite::Error) -> SessionError {
+    move |source| SessionError::Sqlite { action, source }
+}
+
+impl SqliteAdapter {
+    /// Opens (creating if needed) the database at `path_or_url` and creates the schema.
+    /// A leading `sqlite://` is stripped; `":memory:"` gives a private in-memory database.
+    pub fn open(path_or_url: &str, options: SqliteOptions) -> Result<SqliteAdapter> {
+        let path = path_or_url.strip_prefix("sqlite://").unwrap_or(path_or_url);
+        let mut conn = Connection::open(path).map_err(sqlite_err("open the database"))?;
+        // First, so that every later step (WAL switch, schema) waits for other processes.
+        conn.busy_timeout(Duration::from_millis(u64::from(options.busy_timeout_ms)))
+            .map_err(sqlite_err("set the busy timeout"))?;
+        if !is_memory_path(path) {
+            // WAL lets readers and one writer work at once across processes. The pragma
+            // answers with the resulting mode; a file system that cannot do WAL keeps its
+            // old mode, which still works (only with more waiting), so it is not an error.
+            let _mode: String = conn
+                .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+                .map_err(sqlite_err("switch the database to WAL mode"))?;
+        }
+        // NORMAL is durable in WAL mode except for the last commits on power loss.
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(sqlite_err("set synchronous=NORMAL"))?;
+        // Room for every statement shape (`update` has one per set of patched columns).
+        conn.set_prepared_statement_cache_capacity(64);
+        // IMMEDIATE: take the write lock (waiting on busy_timeout) before reading the
+        // schema, so two processes creating it at once do not fail with SQLITE_BUSY.
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sqlite_err("create the sessions table"))?;
+        tx.execute_batch(SCHEMA)
+            .map_err(sqlite_err("create the sessions table"))?;
+        tx.commit()
+            .map_err(sqlite_err("create the sessions table"))?;
+        Ok(SqliteAdapter {
+            conn: Mutex::new(Some(conn)),
+        })
+    }
+
+    /// Runs `f` on the open connection; `AdapterClosed` after `close()`.
+    fn with_conn<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let guard = self.lock()?;
+        match guard.as_ref() {
+            Some(conn) => f(conn),
+            None => Err(SessionError::AdapterClosed),
+        }
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, Option<Connection>>> {
+        // A poisoned lock means a panic elsewhere while holding it; report, never panic.
+        self.conn.lock().map_err(|_| {
+            SessionError::Internal("the SQLite connection lock was poisoned by a panic".into())
+        })
+    }
+}
+
+fn is_memory_path(path: &str) -> bool {
+    path == ":memory:"
+        || path.is_empty()
+        || (path.starts_with("file:") && path.contains("mode=memory"))
+}
+
+/// Runs a statement expected to return at most one session.
+fn query_one(
+    conn: &Connection,
+    action: &'static str,
+    sql: &str,
+    params: &[&dyn ToSql],
+    id: &str,
+) -> Result<Option<SessionData>> {
+    let mut stmt = conn.prepare_cached(sql).map_err(sqlite_err(action))?;
+    let mut rows = stmt.query(params).map_err(sqlite_err(action))?;
+    match rows.next().map_err(sqlite_err(action))? {
+        Some(row) => read_session(row, id).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Decodes a row of `columns!()`. Lenient with what the original package (or a person with
+/// the sqlite3 shell) may have stored: booleans as 0/1 (or text), times as integers (or reals).
+fn read_session(row: &rusqlite::Row<'_>, requested_id: &str) -> Result<SessionData> {
+    let get = |i: usize| row.get_ref(i).map_err(sqlite_err("read a session row"));
+    let session_id = match text(get(0)?) {
+        Some(Some(id)) => id,
+        _ => requested_id.to_owned(),
+    };
+    let corrupt = |reason: String| SessionError::Corrupt {
+        session_id: session_id.clone(),
+        reason,
+    };
+    let user_id = match text(get(1)?) {
+        Some(Some(v)) => v,
+        _ => return Err(corrupt("`user_id` is not text".into())),
+    };
+    let handle = text(get(2)?).ok_or_else(|| corrupt("`handle` is not text or NULL".into()))?;
+    let is_authenticated = boolean(get(3)?)
+        .ok_or_else(|| corrupt("`is_authenticated` is not 0, 1, true or false".into()))?;
+    let data = match text(get(4)?) {
+        Some(Some(json)) => json_object_text(json).map_err(&corrupt)?,
+        Some(None) => None,
+        None => return Err(corrupt("`data` is not text or NULL".into())),
+    };
+    let time = |i: usize, name: &str| -> Result<Millis> {
+        millis(get(i)?).ok_or_else(|| corrupt(format!("`{name}` is not a number")))
+    };
+    Ok(SessionData {
+        user_id,
+        handle,
+        is_authenticated,
+        data,
+        created_at: time(5, "created_at")?,
+        expires_at: time(6, "expires_at")?,
+        last_accessed_at: time(7, "last_accessed_at")?,
+        session_id: session_id.clone(),
+    })
+}
+
+/// `Some(None)` for NULL, `Some(Some(text))` for UTF-8 text (or a UTF-8 blob), `None` otherwise.
+fn text(v: ValueRef<'_>) -> Option<Option<String>> {
+    match v {
+        ValueRef::Null => Some(None),
+        ValueRef::Text(b) | ValueRef::Blob(b) => {
+            std::str::from_utf8(b).ok().map(|s| Some(s.to_owned()))
+        }
+        ValueRef::Integer(_) | ValueRef::Real(_) => None,
+    }
+}
+
+fn boolean(v: ValueRef<'_>) -> Option<bool> {
+    match v {
+        ValueRef::Integer(i) => Some(i != 0),
+        ValueRef::Real(f) => Some(f != 0.0),
+        ValueRef::Text(b) => match std::str::from_utf8(b)
+            .ok()?
+            .trim()
+            .to_ascii_lowercase()
+            .as_str()
+        {
+            "1" | "true" => Some(true),
+            "0" | "false" => Some(false),
+            _ => None,
+        },
+        ValueRef::Null | ValueRef::Blob(_) => None,
+    }
+}
+
+fn millis(v: ValueRef<'_>) -> Option<Millis> {
+    match v {
+        ValueRef::Integer(i) => Some(i),
+        // A JS number with a fraction is stored as REAL; Millis are whole milliseconds.
+        ValueRef::Real(f) if f.is_finite() => Some(f.floor() as Millis),
+        _ => None,
+    }
+}
+
+/// Checks that stored `data` is JSON; JSON `null` counts as absent (SPEC §2: never null).
+pub(crate) fn json_object_text(json: String) -> std::result::Result<Option<String>, String> {
+    match serde_json::from_str::<serde::de::IgnoredAny>(&json) {
+        Ok(_) if json.trim() == "null" => Ok(None),
+        Ok(_) => Ok(Some(json)),
+        Err(e) => Err(format!("`data` is not JSON ({e})")),
+    }
+}
+
+/// The `UPDATE` of a non-empty patch and its values, the session id last. Column names come
+/// only from this fixed list; every value is bound.
+fn patch_update<'a>(patch: &'a SessionPatch, id: &'a &'a str) -> (String, Vec<&'a dyn ToSql>) {
+    let fields: [(&str, Option<&dyn ToSql>); 7] = [
+        ("user_id", patch.user_id.as_ref().map(|v| v as &dyn ToSql)),
+        ("handle", patch.handle.as_ref().map(|v| v as &dyn ToSql)),
+        (
+            "is_authenticated",
+            patch.is_authenticated.as_ref().map(|v| v as &dyn ToSql),
+        ),
+        ("data", patch.data.as_ref().map(|v| v as &dyn ToSql)),
+        (
+            "created_at",
+            patch.created_at.as_ref().map(|v| v as &dyn ToSql),
+        ),
+        (
+            "expires_at",
+            patch.expires_at.as_ref().map(|v| v as &dyn ToSql),
+        ),
+        (
+            "last_accessed_at",
+            patch.last_accessed_at.as_ref().map(|v| v as &dyn ToSql),
+        ),
+    ];
+    let mut sql = String::from("UPDATE sessions SET ");
+    let mut values: Vec<&dyn ToSql> = Vec::with_capacity(8);
+    for (column, value) in fields {
+        if let Some(value) = value {
+            if !values.is_empty() {
+                sql.push_str(", ");
+            }
+            values.push(value);
+            sql.push_str(&format!("{column} = ?{}", values.len()));
+        }
+    }
+    values.push(id);
+    sql.push_str(&format!(" WHERE session_id = ?{}", values.len()));
+    (sql, values)
+}
+
+#[async_trait]
+impl SessionAdapter for SqliteAdapter {
+    async fn get(&self, id: &str) -> Result<Option<SessionData>> {
+        self.with_conn(|conn| query_one(conn, "read the session", SELECT_ONE, &[&id], id))
+    }
+
+    async fn set(&self, id: &str, data: &SessionData) -> Result<()> {
+        self.with_conn(|conn| {
+            let mut stmt = conn
+                .prepare_cached(UPSERT)
+                .map_err(sqlite_err("store the session"))?;
+            stmt.execute(rusqlite::params![
+                id,
+                data.user_id,
+                data.handle,
+                data.is_authenticated,
+                data.data,
+                data.created_at,
+                data.expires_at,
+                data.last_accessed_at,
+            ])
+            .map_err(sqlite_err("store the session"))?;
+            Ok(())
+        })
+    }
+
+    async fn update(&self, id: &str, patch: &SessionPatch) -> Result<bool> {
+        if patch.is_empty() {
+            return self.exists(id).await;
+        }
+        let (sql, values) = patch_update(patch, &id);
+        self.with_conn(|conn| {
+            let mut stmt = conn
+                .prepare_cached(&sql)
+                .map_err(sqlite_err("update the session"))?;
+            let changed = stmt
+                .execute(values.as_slice())
+                .map_err(sqlite_err("update the session"))?;
+            Ok(changed > 0)
+        })
+    }
+
+    async fn delete(&self, id: &str) -> Result<()> {
+        self.with_conn(|conn| {
+            let mut stmt = conn
+                .prepare_cached(DELETE_ONE)
+                .map_err(sqlite_err("delete the session"))?;
+            stmt.execute([id])
+                .map_err(sqlite_err("delete the session"))?;
+            Ok(())
+        })
+    }
+
+    async fn cleanup(&self, expires_before: Millis) -> Result<u64> {
+        self.with_conn(|conn| {
+            let mut stmt = conn
+                .prepare_cached(CLEANUP)
+                .map_err(sqlite_err("delete expired sessions"))?;
+            let n = stmt
+                .execute([expires_before])
+                .map_err(sqlite_err("delete expired sessions"))?;
+            Ok(n as u64)
+        })
+    }
+
+    async fn exists(&self, id: &str) -> Result<bool> {
+        self.with_conn(|conn| {
+            let mut stmt = conn
+                .prepare_cached(EXISTS)
+                .map_err(sqlite_err("check whether the session exists"))?;
+            stmt.query_row([id], |row| row.get::<_, bool>(0))
+                .map_err(sqlite_err("check whether the session exists"))
+        })
+    }
+
+    fn is_sync(&self) -> bool {
+        true
+    }
+
+    async fn list_by_user(&self, user_id: &str) -> Result<Vec<SessionData>> {
+        const ACTION: &str = "list the user's sessions";
+        self.with_conn(|conn| {
+            let mut stmt = conn
+                .prepare_cached(LIST_BY_USER)
+                .map_err(sqlite_err(ACTION))?;
+            let mut rows = stmt.query([user_id]).map_err(sqlite_err(ACTION))?;
+            let mut sessions = Vec::new();
+            while let Some(row) = rows.next().map_err(sqlite_err(ACTION))? {
+                sessions.push(read_session(row, "")?);
+            }
+            Ok(sessions)
+        })
+    }
+
+    async fn delete_by_user(&self, user_id: &str, except: Option<&str>) -> Result<u64> {
+        const ACTION: &str = "delete the user's sessions";
+        self.with_conn(|conn| {
+            let n = match except {
+                Some(keep) => conn
+                    .prepare_cached(DELETE_BY_USER_EXCEPT)
+                    .and_then(|mut stmt| stmt.execute([user_id, keep])),
+                None => conn
+                    .prepare_cached(DELETE_BY_USER)
+                    .and_then(|mut stmt| stmt.execute([user_id])),
+            }
+            .map_err(sqlite_err(ACTION))?;
+            Ok(n as u64)
+        })
+    }
+
+    async fn load(&self, id: &str, touch: &Touch) -> Result<Option<SessionData>> {
+        const ACTION: &str = "load the session";
+        let new_expires_at = touch.rolling_ttl.map(|ttl| touch.now.saturating_add(ttl));
+        let due_before = touch.now.saturating_sub(touch.touch_after);
+        self.with_conn(|conn| {
+            let touch_now = || {
+                query_one(
+                    conn,
+                    ACTION,
+                    TOUCH,
+                    &[&touch.now, &new_expires_at, &id, &due_before],
+                    id,
+                )
+            };
+            // With touch_after 0 nearly every access is due: try the write first, so the
+            // common case is this one statement. With touch_after > 0 most accesses are not
+            // due: read first, because even an UPDATE that matches nothing takes the
+            // database's write lock, which other processes then wait for.
+            let read_first = touch.touch_after > 0;
+            if !read_first {
+                if let Some(touched) = touch_now()? {
+                    return Ok(Some(touched));
+                }
+            }
+            // Missing, expired, or not due (or, reading first, not known yet).
+            let Some(session) = query_one(conn, ACTION, SELECT_ONE, &[&id], id)? else {
+                return Ok(None);
+            };
+            if session.is_expired(touch.now) {
+                // Guarded again by the expiry, so a session renewed meanwhile survives.
+                conn.prepare_cached(DELETE_EXPIRED_ONE)
+                    .and_then(|mut stmt| stmt.execute(rusqlite::params![id, touch.now]))
+                    .map_err(sqlite_err("delete the expired session"))?;
+                return Ok(None);
+            }
+            if read_first && touch.is_due(session.last_accessed_at) {
+                // The same guarded statement: when another process changed the row since
+                // our read, it does nothing and the row is read again as it now is.
+                return match touch_now()? {
+                    Some(touched) => Ok(Some(touched)),
+                    None => Ok(query_one(conn, ACTION, SELECT_ONE, &[&id], id)?
+                        .filter(|s| !s.is_expired(touch.now))),
+                };
+            }
+            Ok(Some(session))
+        })
+    }
+
+    async fn rename(&self, old_id: &str, new_id: &str, now: Millis) -> Result<Option<SessionData>> {
+        // One statement: atomic, and an expired or missing session is left as it is.
+        self.with_conn(|conn| {
+            query_one(
+                conn,
+                "rename the session",
+                RENAME,
+                &[&old_id, &new_id, &now],
+                new_id,
+            )
+        })
+    }
+
+    async fn close(&self) -> Result<()> {
+        let conn = self.lock()?.take();
+        match conn {
+            // Already closed: a second close is a no-op.
+            None => Ok(()),
+            Some(conn) => conn
+                .close()
+                // On failure rusqlite hands the connection back; dropping it closes it anyway.
+                .map_err(|(_conn, source)| SessionError::Sqlite {
+                    action: "close the database",
+                    source,
+                }),
+        }
+    }
+}

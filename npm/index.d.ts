@@ -1,0 +1,148 @@
+// Public types of @slices-rs/session (SPEC §1-§2). Same names as @slices/session.
+
+export interface SessionData {
+  sessionId: string;
+  /** The user's id; a DID for OAuth sessions. */
+  userId: string;
+  handle?: string;
+  isAuthenticated: boolean;
+  data?: Record<string, unknown>;
+  /** Epoch milliseconds. */
+  createdAt: number;
+  /** Epoch milliseconds; the session is expired when `expiresAt <= Date.now()`. */
+  expiresAt: number;
+  /** Epoch milliseconds. */
+  lastAccessedAt: number;
+}
+
+export interface SessionUser {
+  sessionId?: string;
+  sub?: string;
+  handle?: string;
+  isAuthenticated: boolean;
+  [key: string]: unknown;
+}
+
+export interface CookieOptions {
+  httpOnly?: boolean;
+  secure?: boolean;
+  sameSite?: "strict" | "lax" | "none";
+  domain?: string;
+  path?: string;
+  /** Seconds. */
+  maxAge?: number;
+}
+
+export interface SessionAdapter {
+  get(sessionId: string): Promise<SessionData | null>;
+  set(sessionId: string, data: SessionData): Promise<void>;
+  /** Shallow merge; resolves to false when there is no such session. */
+  update(sessionId: string, updates: Partial<SessionData>): Promise<boolean>;
+  delete(sessionId: string): Promise<void>;
+  /** Removes sessions with `expiresAt < expiresBefore`; resolves to how many. */
+  cleanup(expiresBefore: number): Promise<number>;
+  exists(sessionId: string): Promise<boolean>;
+  /** Optional: enables `SessionStore.listUserSessions`. */
+  listByUser?(userId: string): Promise<SessionData[]>;
+  /** Optional: enables `SessionStore.deleteUserSessions`. */
+  deleteByUser?(userId: string, except?: string): Promise<number>;
+}
+
+export interface SessionOptions {
+  adapter: SessionAdapter;
+  /** Default "slice-session". */
+  cookieName?: string;
+  /** Overlaid on `{ httpOnly: true, secure: true, sameSite: "lax", path: "/" }`. */
+  cookieOptions?: CookieOptions;
+  /** Milliseconds; default 30 days. */
+  sessionTTL?: number;
+  /** Milliseconds between expired-session cleanups; default 1 hour; 0 disables. */
+  cleanupInterval?: number;
+  /** Default: a random v4 UUID. */
+  generateId?: () => string;
+  /** Receives cleanup-timer failures (default: console.error). */
+  onError?: (error: unknown) => void;
+  /** Milliseconds: skip the lastAccessedAt write when the stored value is younger. Default 0. */
+  touchAfter?: number;
+  /** Push expiresAt to now + sessionTTL on each recorded access. Default false. */
+  rolling?: boolean;
+}
+
+/** Anything with a Cookie header: a Fetch Request, a Node IncomingMessage, or Headers. */
+export type RequestLike =
+  | Request
+  | Headers
+  | { headers: Headers | Record<string, string | string[] | undefined> };
+
+export declare class SessionStore {
+  constructor(options: SessionOptions);
+  createSession(userId: string, handle?: string, data?: Record<string, unknown>): Promise<string>;
+  getSession(sessionId: string): Promise<SessionData | null>;
+  updateSession(sessionId: string, updates: Partial<SessionData>): Promise<boolean>;
+  deleteSession(sessionId: string): Promise<void>;
+  getSessionFromRequest(request: RequestLike): Promise<SessionData | null>;
+  getCurrentUser(request: RequestLike): Promise<SessionUser>;
+  createSessionCookie(sessionId: string): string;
+  createLogoutCookie(): string;
+  cleanup(): Promise<number>;
+  /** The user's unexpired sessions, oldest first. */
+  listUserSessions(userId: string): Promise<SessionData[]>;
+  /** Deletes the user's sessions except `options.except`; resolves to how many. */
+  deleteUserSessions(userId: string, options?: { except?: string }): Promise<number>;
+  /** Moves a live session to a new id; null when missing or expired. */
+  regenerateSession(sessionId: string): Promise<string | null>;
+  /** Stops the cleanup timer; later async calls reject with SessionStoreClosedError. */
+  close(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+declare class NativeBackedAdapter implements SessionAdapter {
+  get(sessionId: string): Promise<SessionData | null>;
+  set(sessionId: string, data: SessionData): Promise<void>;
+  update(sessionId: string, updates: Partial<SessionData>): Promise<boolean>;
+  delete(sessionId: string): Promise<void>;
+  cleanup(expiresBefore: number): Promise<number>;
+  exists(sessionId: string): Promise<boolean>;
+  listByUser(userId: string): Promise<SessionData[]>;
+  deleteByUser(userId: string, except?: string): Promise<number>;
+  close(): Promise<void>;
+}
+
+export declare class MemoryAdapter extends NativeBackedAdapter {
+  constructor();
+  clear(): void;
+  size(): number;
+  keys(): string[];
+}
+
+export interface SQLiteAdapterOptions {
+  /** Milliseconds to wait for a lock held by another connection; default 5000. */
+  busyTimeout?: number;
+}
+
+export declare class SQLiteAdapter extends NativeBackedAdapter {
+  /** A file path, `sqlite://<path>`, or ":memory:". */
+  constructor(pathOrUrl: string, options?: SQLiteAdapterOptions);
+}
+
+export interface PostgresAdapterOptions {
+  /** Pool size; default 10. */
+  maxConnections?: number;
+}
+
+export declare class PostgresAdapter extends NativeBackedAdapter {
+  /** Does not connect; the pool connects on first use. */
+  constructor(connectionString: string, options?: PostgresAdapterOptions);
+  initialize(): Promise<void>;
+}
+
+export declare function parseCookie(header: string | null | undefined): Record<string, string>;
+export declare function serializeCookie(name: string, value: string, options?: CookieOptions): string;
+
+export declare class SessionError extends Error {}
+export declare class SessionStoreClosedError extends SessionError {}
+export declare class AdapterError extends SessionError {}
+export declare class OAuthError extends SessionError {
+  constructor(message: string, options?: { code?: string; cause?: unknown });
+  readonly code: string | undefined;
+}
