@@ -8,7 +8,7 @@ NAPI   := node_modules/.bin/napi
 PROFILE ?= release
 NAPI_FLAGS := $(if $(filter release,$(PROFILE)),--release,)
 
-.PHONY: all build tools test test-rust lint test-node demo clean
+.PHONY: all build tools test test-rust lint test-node test-faults bench demo clean
 
 all: build
 
@@ -34,6 +34,15 @@ test-node: build
 	  echo "== conformance suite on Node $$($(NODE24) -v)" && $(NODE24) --test --test-reporter=spec tests/*.test.mjs'
 
 test: lint test-rust test-node
+
+# Fault injection: PostgreSQL restarts, pool exhaustion, SQLite writers killed mid-load, ...
+test-faults: build
+	scripts/with-postgres.sh tests/faults/run.sh
+
+# Benchmarks: `make bench` (full) or `make bench QUICK=1` (< 3 minutes). Prints a table and
+# writes bench/results/.
+bench: build
+	scripts/with-postgres.sh bench/run.sh $(if $(QUICK),--quick,)
 
 demo: build
 	$(NODE20) demo/server.mjs
