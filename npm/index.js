@@ -5,5 +5,16 @@ import { createApi } from "./session.js";
 const native = createRequire(import.meta.url)("./native.cjs");
 
 export { AdapterError, OAuthError, SessionError, SessionStoreClosedError } from "./session.js";
-export const { SessionStore, MemoryAdapter, SQLiteAdapter, PostgresAdapter, parseCookie, serializeCookie } =
-  createApi(native);
+export const {
+  SessionStore,
+  MemoryAdapter,
+  SQLiteAdapter,
+  PostgresAdapter,
+  parseCookie,
+  serializeCookie,
+  withOAuthSession,
+  OAuthClient,
+  MemoryOAuthStorage,
+  SQLiteOAuthStorage,
+  PostgresOAuthStorage,
+} = createApi(native);

@@ -31,13 +31,16 @@ const ERROR_CLASSES = {
   AdapterError,
   OAuthError,
 };
-const NATIVE_ERROR = /^(TypeError|SessionError|SessionStoreClosedError|AdapterError|OAuthError): ([\s\S]*)$/;
+const NATIVE_ERROR = /^(TypeError|SessionError|SessionStoreClosedError|AdapterError|OAuthError)(?:\(([\w.-]*)\))?: ([\s\S]*)$/;
 
 /** Native errors carry their class as a message prefix (see bindings-node/src/lib.rs). */
 function translateError(error) {
   if (!(error instanceof Error) || error instanceof SessionError) return error;
   const match = NATIVE_ERROR.exec(error.message);
-  if (match) return new ERROR_CLASSES[match[1]](match[2]);
+  if (match) {
+    const [, name, code, message] = match;
+    return name === "OAuthError" ? new OAuthError(message, { code }) : new ERROR_CLASSES[name](message);
+  }
   // napi-rs argument conversion failures.
   if (error.code === "InvalidArg" || error.code === "NumberExpected" || error.code === "StringExpected") {
     return new TypeError(error.message);
@@ -268,6 +271,48 @@ function jsAdapterFunctions(adapter) {
   return fns;
 }
 
+/** OAuthTokens given by a user or a custom storage, to the wire. */
+function toWireTokens(tokens, name) {
+  if (!isPlainObject(tokens)) throw fail(name, "an OAuthTokens object", tokens);
+  return {
+    accessToken: checkString(tokens.accessToken, `${name}.accessToken`),
+    tokenType: checkString(tokens.tokenType, `${name}.tokenType`),
+    refreshToken: optionalString(tokens.refreshToken, `${name}.refreshToken`),
+    expiresAt: tokens.expiresAt === undefined || tokens.expiresAt === null ? undefined : checkMillis(tokens.expiresAt, `${name}.expiresAt`),
+    scope: optionalString(tokens.scope, `${name}.scope`),
+  };
+}
+
+/** Wire tokens to the OAuthTokens users see (absent keys omitted). */
+function fromWireTokens(wire) {
+  if (wire === null || wire === undefined) return null;
+  const tokens = { accessToken: wire.accessToken, tokenType: wire.tokenType };
+  for (const key of ["refreshToken", "expiresAt", "scope"]) {
+    if (wire[key] !== undefined && wire[key] !== null) tokens[key] = wire[key];
+  }
+  return tokens;
+}
+
+function toWireOAuthConfig(config, name) {
+  if (!isPlainObject(config)) throw fail(name, "an OAuthConfig object", config);
+  const scopes = config.scopes;
+  if (!Array.isArray(scopes) || !scopes.every((scope) => typeof scope === "string")) {
+    throw fail(`${name}.scopes`, "an array of strings", scopes);
+  }
+  return {
+    clientId: checkString(config.clientId, `${name}.clientId`),
+    clientSecret: checkString(config.clientSecret, `${name}.clientSecret`),
+    authBaseUrl: checkString(config.authBaseUrl, `${name}.authBaseUrl`),
+    redirectUri: checkString(config.redirectUri, `${name}.redirectUri`),
+    scopes: [...scopes],
+  };
+}
+
+function optionalFunction(value, name) {
+  if (value !== undefined && typeof value !== "function") throw fail(name, "a function", value);
+  return value;
+}
+
 /** Keeps a timer from holding the process open, in Node and in Deno. */
 function unrefTimer(timer) {
   if (typeof timer === "object" && timer !== null && typeof timer.unref === "function") timer.unref();
@@ -284,6 +329,8 @@ const MAX_TIMER_DELAY = 2 ** 31 - 1;
 export function createApi(native) {
   /** @type {(adapter: object) => object | undefined} */
   let nativeOf;
+  /** @type {(store: object) => { native: object, newId: () => string | undefined } | undefined} */
+  let storeInternals;
 
   /** Shared face of the native adapters: the SessionAdapter interface of SPEC §2. */
   class NativeBackedAdapter {
@@ -394,6 +441,12 @@ export function createApi(native) {
     #onError;
     #timer;
     #cleanupRunning = false;
+    static {
+      storeInternals = (store) =>
+        store !== null && typeof store === "object" && #native in store
+          ? { native: store.#native, newId: () => store.#newId() }
+          : undefined;
+    }
 
     constructor(options) {
       if (!isPlainObject(options)) throw fail("options", "an object with an `adapter`", options);
@@ -548,5 +601,251 @@ export function createApi(native) {
     return callNative(() => native.serializeCookie(name, value, wire));
   }
 
-  return { SessionStore, MemoryAdapter, SQLiteAdapter, PostgresAdapter, parseCookie, serializeCookie };
+
+  // ---- OAuth (SPEC §6) --------------------------------------------------------------------
+
+  /** @type {(storage: object) => object | undefined} */
+  let oauthNativeOf;
+
+  /** Shared face of the native OAuth storages (the `@slices/oauth` storage interface). */
+  class NativeBackedOAuthStorage {
+    #native;
+    static {
+      oauthNativeOf = (storage) => (#native in storage ? storage.#native : undefined);
+    }
+
+    constructor(create) {
+      this.#native = callNative(create);
+    }
+
+    async getTokens(sessionId) {
+      checkString(sessionId, "sessionId");
+      return fromWireTokens(await callNative(() => this.#native.getTokens(sessionId)));
+    }
+
+    async setTokens(tokens, sessionId) {
+      const wire = toWireTokens(tokens, "tokens");
+      checkString(sessionId, "sessionId");
+      await callNative(() => this.#native.setTokens(wire, sessionId));
+    }
+
+    async clearTokens(sessionId) {
+      checkString(sessionId, "sessionId");
+      await callNative(() => this.#native.clearTokens(sessionId));
+    }
+
+    /** Releases the storage's connections or file. */
+    async close() {
+      await callNative(() => this.#native.close());
+    }
+  }
+
+  class MemoryOAuthStorage extends NativeBackedOAuthStorage {
+    constructor() {
+      super(() => native.NativeOAuthStorage.memoryStorage());
+    }
+  }
+
+  class SQLiteOAuthStorage extends NativeBackedOAuthStorage {
+    /** @param pathOrUrl a file path, `sqlite://<path>` or ":memory:" */
+    constructor(pathOrUrl) {
+      checkString(pathOrUrl, "pathOrUrl");
+      super(() => native.NativeOAuthStorage.sqliteStorage(pathOrUrl));
+    }
+  }
+
+  class PostgresOAuthStorage extends NativeBackedOAuthStorage {
+    /** Does not connect: the pool connects on first use. */
+    constructor(connectionString, options = {}) {
+      checkString(connectionString, "connectionString");
+      if (!isPlainObject(options)) throw fail("options", "an object", options);
+      const max = options.maxConnections === undefined ? undefined : checkMillis(options.maxConnections, "options.maxConnections");
+      if (max !== undefined && max < 1) throw new TypeError("options.maxConnections must be at least 1");
+      super(() => native.NativeOAuthStorage.postgresStorage(connectionString, max));
+    }
+    /** Creates the tables if missing (also done on first use). */
+    async initialize() {
+      await callNative(() => oauthNativeOf(this).initialize());
+    }
+  }
+
+  // One native handle per JS storage object: the manager and every OAuthClient over the same
+  // storage then share one refresh flight per session.
+  const jsOAuthStorages = new WeakMap();
+
+  function oauthStorageHandle(storage, name) {
+    if (storage === null || typeof storage !== "object") throw fail(name, "an OAuth storage object", storage);
+    const own = oauthNativeOf(storage);
+    if (own) return own;
+    let handle = jsOAuthStorages.get(storage);
+    if (handle === undefined) {
+      for (const method of ["getTokens", "setTokens", "clearTokens"]) {
+        if (typeof storage[method] !== "function") {
+          throw new TypeError(`${name} must implement OAuthStorage: ${name}.${method} is not a function`);
+        }
+      }
+      handle = callNative(() =>
+        native.NativeOAuthStorage.fromJs({
+          getTokens: async (sessionId) => {
+            const tokens = await storage.getTokens(sessionId);
+            return tokens === null || tokens === undefined ? null : toWireTokens(tokens, `${name}.getTokens() result`);
+          },
+          setTokens: async (tokens, sessionId) => {
+            await storage.setTokens(fromWireTokens(tokens), sessionId);
+          },
+          clearTokens: async (sessionId) => {
+            await storage.clearTokens(sessionId);
+          },
+        }),
+      );
+      jsOAuthStorages.set(storage, handle);
+    }
+    return handle;
+  }
+
+  /** What `withOAuthSession` returns. */
+  class OAuthSessionManager {
+    #native;
+    #newId;
+
+    constructor(nativeManager, newId) {
+      this.#native = nativeManager;
+      this.#newId = newId;
+    }
+
+    /** Fetches userinfo, creates the session, stores the tokens; `null` on failure. */
+    async createOAuthSession(tokens) {
+      const wire = toWireTokens(tokens, "tokens");
+      const id = this.#newId();
+      return callNative(() => this.#native.createOAuthSession(wire, id));
+    }
+
+    /** The session with its tokens (refreshed first when due), or `null`. */
+    async getOAuthSession(sessionId) {
+      checkString(sessionId, "sessionId");
+      const result = await callNative(() => this.#native.getOAuthSession(sessionId));
+      if (result === null || result === undefined) return null;
+      const session = fromWire(result.session);
+      if (result.tokens !== undefined && result.tokens !== null) session.tokens = fromWireTokens(result.tokens);
+      return session;
+    }
+
+    async getAccessToken(sessionId) {
+      checkString(sessionId, "sessionId");
+      return callNative(() => this.#native.getAccessToken(sessionId));
+    }
+
+    async hasValidOAuthTokens(sessionId) {
+      checkString(sessionId, "sessionId");
+      return callNative(() => this.#native.hasValidOAuthTokens(sessionId));
+    }
+
+    /** Clears the tokens, deletes the session, calls `onLogout`. Idempotent. */
+    async logout(sessionId) {
+      checkString(sessionId, "sessionId");
+      await callNative(() => this.#native.logout(sessionId));
+    }
+  }
+
+  function withOAuthSession(sessionStore, oauthConfig, oauthStorage, options = {}) {
+    const store = storeInternals(sessionStore);
+    if (store === undefined) throw fail("sessionStore", "a SessionStore of this package", sessionStore);
+    const config = toWireOAuthConfig(oauthConfig, "oauthConfig");
+    const storage = oauthStorageHandle(oauthStorage, "oauthStorage");
+    if (!isPlainObject(options)) throw fail("options", "an object", options);
+    const onTokenRefresh = optionalFunction(options.onTokenRefresh, "options.onTokenRefresh");
+    const onLogout = optionalFunction(options.onLogout, "options.onLogout");
+    const onError = optionalFunction(options.onError, "options.onError");
+    const wireOptions = {
+      autoRefresh: options.autoRefresh === undefined ? undefined : checkBoolean(options.autoRefresh, "options.autoRefresh"),
+      refreshSkew: optionalMillis(options.refreshSkew, "options.refreshSkew"),
+      requestTimeout: optionalMillis(options.requestTimeout, "options.requestTimeout"),
+      lockWait: optionalMillis(options.lockWait, "options.lockWait"),
+    };
+    const events = {
+      onTokenRefresh: async (sessionId, tokens) => {
+        if (onTokenRefresh) await onTokenRefresh(sessionId, fromWireTokens(tokens));
+      },
+      onLogout: async (sessionId) => {
+        if (onLogout) await onLogout(sessionId);
+      },
+      // Failures that did not fail the call (a refresh that kept the session, ...).
+      onError: (message) => {
+        const error = translateError(new Error(message));
+        if (!onError) {
+          console.error("@slices-rs/session:", error);
+          return;
+        }
+        try {
+          onError(error);
+        } catch (reportError) {
+          console.error("@slices-rs/session: onError threw:", reportError);
+        }
+      },
+    };
+    const manager = callNative(() => native.NativeOAuthManager.create(store.native, config, storage, wireOptions, events));
+    return new OAuthSessionManager(manager, store.newId);
+  }
+
+  /** Mirrors `@slices/oauth`'s OAuthClient: PKCE login, userinfo and token refresh for one session. */
+  class OAuthClient {
+    #native;
+
+    constructor(config, storage, sessionId) {
+      const wire = toWireOAuthConfig(config, "config");
+      const handle = oauthStorageHandle(storage, "storage");
+      checkString(sessionId, "sessionId");
+      this.#native = callNative(() => new native.NativeOAuthClient(wire, handle, sessionId));
+    }
+
+    /** `{ authorizationUrl, state, codeVerifier }`; the state is stored for `handleCallback`. */
+    async authorize(options = {}) {
+      if (!isPlainObject(options)) throw fail("options", "an object", options);
+      const loginHint = optionalString(options.loginHint, "options.loginHint");
+      const result = await callNative(() => this.#native.authorize(loginHint));
+      return { authorizationUrl: result.authorizationUrl, state: result.state, codeVerifier: result.codeVerifier };
+    }
+
+    /** Exchanges the code; rejects an unknown or reused state. Does not store the tokens. */
+    async handleCallback(params) {
+      if (!isPlainObject(params)) throw fail("params", "an object with code and state", params);
+      const code = checkString(params.code, "params.code");
+      const state = checkString(params.state, "params.state");
+      return fromWireTokens(await callNative(() => this.#native.handleCallback(code, state)));
+    }
+
+    /** The userinfo JSON, plus `handle` copied from `name` when present. */
+    async getUserInfo() {
+      return callNative(() => this.#native.getUserInfo());
+    }
+
+    /** Always refreshes (sharing a refresh already in flight) and resolves to the new tokens. */
+    async refreshAccessToken() {
+      return fromWireTokens(await callNative(() => this.#native.refreshAccessToken()));
+    }
+
+    /** A valid access token, refreshed when due. */
+    async ensureValidToken() {
+      return callNative(() => this.#native.ensureValidToken());
+    }
+
+    /** Clears this session's tokens. */
+    async logout() {
+      await callNative(() => this.#native.logout());
+    }
+  }
+
+  return {
+    SessionStore,
+    MemoryAdapter,
+    SQLiteAdapter,
+    PostgresAdapter,
+    parseCookie,
+    serializeCookie,
+    withOAuthSession,
+    OAuthClient,
+    MemoryOAuthStorage,
+    SQLiteOAuthStorage,
+    PostgresOAuthStorage,
+  };
 }

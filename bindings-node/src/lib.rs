@@ -3,6 +3,7 @@
 //! into settled Promises); PostgreSQL and JS adapters run on napi's tokio runtime.
 
 mod js_adapter;
+mod oauth;
 mod wire;
 
 use std::future::Future;
@@ -26,13 +27,18 @@ use wire::{WireCookieOptions, WirePatch, WireSession, WireStoreConfig, WireUser}
 /// A value now, or a Promise of it.
 type Settled<'env, T> = napi::Result<Either<T, PromiseRaw<'env, T>>>;
 
-/// The JS layer reads the class name before the first ": " to pick the error class.
-fn js_error(e: SessionError) -> napi::Error {
+/// The JS layer reads the class name (and, for OAuth errors, the code in parentheses)
+/// before the first ": " to pick the error class.
+pub(crate) fn js_error(e: SessionError) -> napi::Error {
     let class = match e.kind() {
         ErrorKind::Closed => "SessionStoreClosedError",
         ErrorKind::InvalidArgument => "TypeError",
         ErrorKind::Config => "SessionError",
         ErrorKind::Adapter => "AdapterError",
+        ErrorKind::OAuth => {
+            let code = slices_session_core::oauth::oauth_error_code(&e).unwrap_or("oauth_error");
+            return napi::Error::new(Status::GenericFailure, format!("OAuthError({code}): {e}"));
+        }
     };
     napi::Error::new(Status::GenericFailure, format!("{class}: {e}"))
 }
@@ -263,6 +269,10 @@ pub struct NativeStore {
 }
 
 impl NativeStore {
+    pub(crate) fn shared(&self) -> Arc<SessionStore> {
+        self.inner.clone()
+    }
+
     fn new(adapter: Arc<dyn SessionAdapter>, config: WireStoreConfig) -> napi::Result<Self> {
         let store = SessionStore::new(adapter, store_config(config)).map_err(js_error)?;
         Ok(NativeStore {

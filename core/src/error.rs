@@ -62,6 +62,12 @@ pub enum SessionError {
     /// A lock (mutex) was poisoned by a panic elsewhere; reported, never propagated as a panic.
     #[error("internal error: {0}")]
     Internal(String),
+
+    /// An OAuth failure (SPEC §6): `code` is the server's OAuth error code when it sent one
+    /// (`invalid_grant`, `invalid_client`, ...), else one of ours (`timeout`,
+    /// `network_error`, `refresh_response_lost`, ...; see docs/oauth.md).
+    #[error("OAuth error ({code}): {message}")]
+    OAuth { code: String, message: String },
 }
 
 /// Coarse classification used by the bindings to pick an error class.
@@ -75,6 +81,8 @@ pub enum ErrorKind {
     Config,
     /// `AdapterError`: the storage failed.
     Adapter,
+    /// `OAuthError` (with `code`).
+    OAuth,
 }
 
 impl SessionError {
@@ -92,6 +100,7 @@ impl SessionError {
             | SessionError::Corrupt { .. }
             | SessionError::Adapter { .. }
             | SessionError::Internal(_) => ErrorKind::Adapter,
+            SessionError::OAuth { .. } => ErrorKind::OAuth,
         }
     }
 

@@ -2,6 +2,7 @@ pub mod adapter;
 pub mod cookie;
 pub mod error;
 pub mod memory;
+pub mod oauth;
 pub mod postgres;
 pub mod session;
 pub mod sqlite;

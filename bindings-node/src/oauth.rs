@@ -1,0 +1,537 @@
+//! OAuth (SPEC §6) for Node: native token storages, JS storages, `withOAuthSession`'s
+//! manager and `OAuthClient`. Marshalling only; the rules live in `core::oauth`.
+//! OAuth calls may refresh over HTTP, so they always run on the runtime.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use napi::bindgen_prelude::{FnArgs, FromNapiValue, JsValuesTupleIntoVec, Promise, PromiseRaw};
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi::{Env, Status};
+use napi_derive::napi;
+use slices_session_core::error::{Result, SessionError};
+use slices_session_core::oauth::{
+    AuthorizationRequest, MemoryOAuthStorage, OAuthClient, OAuthConfig, OAuthEvents,
+    OAuthSessionManager, OAuthSessionOptions, OAuthStorage, OAuthTokens, PostgresOAuthStorage,
+    SqliteOAuthStorage,
+};
+use slices_session_core::postgres::PostgresOptions;
+
+use crate::wire::WireSession;
+use crate::{js_error, NativeStore};
+
+#[napi(object)]
+pub struct WireOAuthConfig {
+    pub client_id: String,
+    pub client_secret: String,
+    pub auth_base_url: String,
+    pub redirect_uri: String,
+    pub scopes: Vec<String>,
+}
+
+impl From<WireOAuthConfig> for OAuthConfig {
+    fn from(c: WireOAuthConfig) -> Self {
+        OAuthConfig {
+            client_id: c.client_id,
+            client_secret: c.client_secret,
+            auth_base_url: c.auth_base_url,
+            redirect_uri: c.redirect_uri,
+            scopes: c.scopes,
+        }
+    }
+}
+
+#[napi(object)]
+pub struct WireTokens {
+    pub access_token: String,
+    pub token_type: String,
+    pub refresh_token: Option<String>,
+    pub expires_at: Option<i64>,
+    pub scope: Option<String>,
+}
+
+impl From<WireTokens> for OAuthTokens {
+    fn from(t: WireTokens) -> Self {
+        OAuthTokens {
+            access_token: t.access_token,
+            token_type: t.token_type,
+            refresh_token: t.refresh_token,
+            expires_at: t.expires_at,
+            scope: t.scope,
+        }
+    }
+}
+
+impl From<OAuthTokens> for WireTokens {
+    fn from(t: OAuthTokens) -> Self {
+        WireTokens {
+            access_token: t.access_token,
+            token_type: t.token_type,
+            refresh_token: t.refresh_token,
+            expires_at: t.expires_at,
+            scope: t.scope,
+        }
+    }
+}
+
+#[napi(object)]
+pub struct WireOAuthSession {
+    pub session: WireSession,
+    pub tokens: Option<WireTokens>,
+}
+
+#[napi(object)]
+pub struct WireAuthorization {
+    pub authorization_url: String,
+    pub state: String,
+    pub code_verifier: String,
+}
+
+impl From<AuthorizationRequest> for WireAuthorization {
+    fn from(a: AuthorizationRequest) -> Self {
+        WireAuthorization {
+            authorization_url: a.authorization_url,
+            state: a.state,
+            code_verifier: a.code_verifier,
+        }
+    }
+}
+
+#[napi(object)]
+#[derive(Default)]
+pub struct WireOAuthOptions {
+    pub auto_refresh: Option<bool>,
+    pub refresh_skew: Option<i64>,
+    pub request_timeout: Option<i64>,
+    pub lock_wait: Option<i64>,
+}
+
+/// A JS function returning a Promise; weak, `this`-less, JS throws come back as errors.
+type JsFn<Args, Ret> = ThreadsafeFunction<Args, Promise<Ret>, Args, Status, false, true>;
+type SetTokensFn = JsFn<FnArgs<(WireTokens, String)>, ()>;
+type TokenRefreshFn = JsFn<FnArgs<(String, WireTokens)>, ()>;
+
+async fn call<Args, Ret>(method: &'static str, f: &JsFn<Args, Ret>, args: Args) -> Result<Ret>
+where
+    Args: 'static + JsValuesTupleIntoVec,
+    Ret: 'static + Send + FromNapiValue,
+{
+    let failed = |e: napi::Error| SessionError::Adapter {
+        method,
+        message: e.reason.clone(),
+    };
+    let promise = f.call_async_catch(args).await.map_err(failed)?;
+    promise.await.map_err(failed)
+}
+
+/// Any JS object with `getTokens` / `setTokens(tokens, sessionId)` / `clearTokens`.
+#[napi(object, object_to_js = false)]
+pub struct JsOAuthStorageFns {
+    pub get_tokens: JsFn<String, Option<WireTokens>>,
+    pub set_tokens: SetTokensFn,
+    pub clear_tokens: JsFn<String, ()>,
+}
+
+struct JsOAuthStorage {
+    fns: JsOAuthStorageFns,
+}
+
+#[async_trait]
+impl OAuthStorage for JsOAuthStorage {
+    async fn get_tokens(&self, session_id: &str) -> Result<Option<OAuthTokens>> {
+        let tokens = call("getTokens", &self.fns.get_tokens, session_id.to_owned()).await?;
+        Ok(tokens.map(OAuthTokens::from))
+    }
+
+    async fn set_tokens(&self, tokens: &OAuthTokens, session_id: &str) -> Result<()> {
+        let args = (WireTokens::from(tokens.clone()), session_id.to_owned()).into();
+        call("setTokens", &self.fns.set_tokens, args).await
+    }
+
+    async fn clear_tokens(&self, session_id: &str) -> Result<()> {
+        call("clearTokens", &self.fns.clear_tokens, session_id.to_owned()).await
+    }
+}
+
+/// `onTokenRefresh` / `onLogout` / `onError` of `withOAuthSession`'s options (the JS layer
+/// always passes all three, with its defaults).
+#[napi(object, object_to_js = false)]
+pub struct JsOAuthEventsFns {
+    pub on_token_refresh: TokenRefreshFn,
+    pub on_logout: JsFn<String, ()>,
+    /// Receives the native error message (`"<Class>: ..."`), which the JS layer turns into
+    /// the matching error class.
+    pub on_error: ThreadsafeFunction<String, (), String, Status, false, true>,
+}
+
+struct JsOAuthEvents {
+    fns: JsOAuthEventsFns,
+}
+
+#[async_trait]
+impl OAuthEvents for JsOAuthEvents {
+    async fn on_token_refresh(&self, session_id: &str, tokens: &OAuthTokens) {
+        let args = (session_id.to_owned(), WireTokens::from(tokens.clone())).into();
+        if let Err(e) = call("onTokenRefresh", &self.fns.on_token_refresh, args).await {
+            self.on_error(&e);
+        }
+    }
+
+    async fn on_logout(&self, session_id: &str) {
+        if let Err(e) = call("onLogout", &self.fns.on_logout, session_id.to_owned()).await {
+            self.on_error(&e);
+        }
+    }
+
+    fn on_error(&self, error: &SessionError) {
+        // Fire and forget: reporting must never block or fail the call that reports.
+        let _status = self.fns.on_error.call(
+            js_error(clone_error(error)).reason,
+            ThreadsafeFunctionCallMode::NonBlocking,
+        );
+    }
+}
+
+/// `SessionError` is not `Clone` (it carries driver errors); the report only needs its class
+/// and text.
+fn clone_error(error: &SessionError) -> SessionError {
+    match error {
+        SessionError::OAuth { code, message } => SessionError::OAuth {
+            code: code.clone(),
+            message: message.clone(),
+        },
+        SessionError::StoreClosed => SessionError::StoreClosed,
+        other => SessionError::Adapter {
+            method: "oauth",
+            message: other.to_string(),
+        },
+    }
+}
+
+enum StorageBackend {
+    Memory(Arc<MemoryOAuthStorage>),
+    Postgres(Arc<PostgresOAuthStorage>),
+    Other,
+}
+
+/// An OAuth token storage: native, or a JS object. One instance per JS storage object, so
+/// the manager and every client over it share one refresh flight (keyed by this `Arc`).
+#[napi]
+pub struct NativeOAuthStorage {
+    storage: Arc<dyn OAuthStorage>,
+    backend: StorageBackend,
+}
+
+#[napi]
+impl NativeOAuthStorage {
+    #[napi(factory)]
+    pub fn memory_storage() -> Self {
+        let storage = Arc::new(MemoryOAuthStorage::new());
+        NativeOAuthStorage {
+            storage: storage.clone(),
+            backend: StorageBackend::Memory(storage),
+        }
+    }
+
+    #[napi(factory)]
+    pub fn sqlite_storage(path: String) -> napi::Result<Self> {
+        let storage = SqliteOAuthStorage::open(&path).map_err(js_error)?;
+        Ok(NativeOAuthStorage {
+            storage: Arc::new(storage),
+            backend: StorageBackend::Other,
+        })
+    }
+
+    #[napi(factory)]
+    pub fn postgres_storage(url: String, max_connections: Option<u32>) -> napi::Result<Self> {
+        let mut options = PostgresOptions::default();
+        if let Some(n) = max_connections {
+            options.max_connections = n as usize;
+        }
+        let storage = Arc::new(PostgresOAuthStorage::new(&url, options).map_err(js_error)?);
+        Ok(NativeOAuthStorage {
+            storage: storage.clone(),
+            backend: StorageBackend::Postgres(storage),
+        })
+    }
+
+    #[napi(factory)]
+    pub fn from_js(fns: JsOAuthStorageFns) -> Self {
+        NativeOAuthStorage {
+            storage: Arc::new(JsOAuthStorage { fns }),
+            backend: StorageBackend::Other,
+        }
+    }
+
+    #[napi(ts_return_type = "Promise<WireTokens | null>")]
+    pub fn get_tokens<'env>(
+        &self,
+        env: &'env Env,
+        session_id: String,
+    ) -> napi::Result<PromiseRaw<'env, Option<WireTokens>>> {
+        let s = self.storage.clone();
+        spawn(env, async move {
+            Ok(s.get_tokens(&session_id).await?.map(WireTokens::from))
+        })
+    }
+
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn set_tokens<'env>(
+        &self,
+        env: &'env Env,
+        tokens: WireTokens,
+        session_id: String,
+    ) -> napi::Result<PromiseRaw<'env, ()>> {
+        let s = self.storage.clone();
+        spawn(env, async move {
+            s.set_tokens(&tokens.into(), &session_id).await
+        })
+    }
+
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn clear_tokens<'env>(
+        &self,
+        env: &'env Env,
+        session_id: String,
+    ) -> napi::Result<PromiseRaw<'env, ()>> {
+        let s = self.storage.clone();
+        spawn(env, async move { s.clear_tokens(&session_id).await })
+    }
+
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn initialize<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, ()>> {
+        let pg = match &self.backend {
+            StorageBackend::Postgres(pg) => Some(pg.clone()),
+            _ => None,
+        };
+        spawn(env, async move {
+            match pg {
+                Some(pg) => pg.initialize().await,
+                None => Ok(()),
+            }
+        })
+    }
+
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn close<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, ()>> {
+        let s = self.storage.clone();
+        spawn(env, async move { s.close().await })
+    }
+
+    /// Memory storage only: how many sessions have tokens.
+    #[napi]
+    pub fn size(&self) -> napi::Result<u32> {
+        match &self.backend {
+            StorageBackend::Memory(m) => {
+                let n = m.size().map_err(js_error)?;
+                Ok(u32::try_from(n).unwrap_or(u32::MAX))
+            }
+            _ => Err(napi::Error::new(
+                Status::GenericFailure,
+                "SessionError: size() exists only on MemoryOAuthStorage",
+            )),
+        }
+    }
+}
+
+fn spawn<'env, T, F>(env: &'env Env, fut: F) -> napi::Result<PromiseRaw<'env, T>>
+where
+    T: napi::bindgen_prelude::ToNapiValue + Send + 'static,
+    F: std::future::Future<Output = Result<T>> + Send + 'static,
+{
+    env.spawn_future(async move { fut.await.map_err(js_error) })
+}
+
+fn ms(value: Option<i64>, default: u64) -> u64 {
+    value.map_or(default, |v| v.max(0) as u64)
+}
+
+/// What `withOAuthSession` returns.
+#[napi]
+pub struct NativeOAuthManager {
+    inner: Arc<OAuthSessionManager>,
+}
+
+#[napi]
+impl NativeOAuthManager {
+    #[napi(factory)]
+    pub fn create(
+        store: &NativeStore,
+        config: WireOAuthConfig,
+        storage: &NativeOAuthStorage,
+        options: WireOAuthOptions,
+        events: JsOAuthEventsFns,
+    ) -> napi::Result<Self> {
+        let defaults = OAuthSessionOptions::default();
+        let options = OAuthSessionOptions {
+            auto_refresh: options.auto_refresh.unwrap_or(defaults.auto_refresh),
+            refresh_skew_ms: options.refresh_skew.unwrap_or(defaults.refresh_skew_ms),
+            request_timeout_ms: ms(options.request_timeout, defaults.request_timeout_ms),
+            lock_wait_ms: ms(options.lock_wait, defaults.lock_wait_ms),
+        };
+        let manager = OAuthSessionManager::new(
+            store.shared(),
+            config.into(),
+            storage.storage.clone(),
+            options,
+            Arc::new(JsOAuthEvents { fns: events }),
+        )
+        .map_err(js_error)?;
+        Ok(NativeOAuthManager {
+            inner: Arc::new(manager),
+        })
+    }
+
+    #[napi(
+        js_name = "createOAuthSession",
+        ts_return_type = "Promise<string | null>"
+    )]
+    pub fn create_oauth_session<'env>(
+        &self,
+        env: &'env Env,
+        tokens: WireTokens,
+        session_id: Option<String>,
+    ) -> napi::Result<PromiseRaw<'env, Option<String>>> {
+        let m = self.inner.clone();
+        spawn(env, async move {
+            m.create_oauth_session_with_id(&tokens.into(), session_id)
+                .await
+        })
+    }
+
+    #[napi(
+        js_name = "getOAuthSession",
+        ts_return_type = "Promise<WireOAuthSession | null>"
+    )]
+    pub fn get_oauth_session<'env>(
+        &self,
+        env: &'env Env,
+        session_id: String,
+    ) -> napi::Result<PromiseRaw<'env, Option<WireOAuthSession>>> {
+        let m = self.inner.clone();
+        spawn(env, async move {
+            Ok(m.get_oauth_session(&session_id)
+                .await?
+                .map(|(session, tokens)| WireOAuthSession {
+                    session: session.into(),
+                    tokens: tokens.map(WireTokens::from),
+                }))
+        })
+    }
+
+    #[napi(ts_return_type = "Promise<string | null>")]
+    pub fn get_access_token<'env>(
+        &self,
+        env: &'env Env,
+        session_id: String,
+    ) -> napi::Result<PromiseRaw<'env, Option<String>>> {
+        let m = self.inner.clone();
+        spawn(env, async move { m.get_access_token(&session_id).await })
+    }
+
+    #[napi(js_name = "hasValidOAuthTokens", ts_return_type = "Promise<boolean>")]
+    pub fn has_valid_oauth_tokens<'env>(
+        &self,
+        env: &'env Env,
+        session_id: String,
+    ) -> napi::Result<PromiseRaw<'env, bool>> {
+        let m = self.inner.clone();
+        spawn(
+            env,
+            async move { m.has_valid_oauth_tokens(&session_id).await },
+        )
+    }
+
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn logout<'env>(
+        &self,
+        env: &'env Env,
+        session_id: String,
+    ) -> napi::Result<PromiseRaw<'env, ()>> {
+        let m = self.inner.clone();
+        spawn(env, async move { m.logout(&session_id).await })
+    }
+}
+
+/// `OAuthClient(config, storage, sessionId)`.
+#[napi]
+pub struct NativeOAuthClient {
+    inner: Arc<OAuthClient>,
+}
+
+#[napi]
+impl NativeOAuthClient {
+    #[napi(constructor)]
+    pub fn new(
+        config: WireOAuthConfig,
+        storage: &NativeOAuthStorage,
+        session_id: String,
+    ) -> napi::Result<Self> {
+        let client = OAuthClient::new(config.into(), storage.storage.clone(), session_id)
+            .map_err(js_error)?;
+        Ok(NativeOAuthClient {
+            inner: Arc::new(client),
+        })
+    }
+
+    #[napi(ts_return_type = "Promise<WireAuthorization>")]
+    pub fn authorize<'env>(
+        &self,
+        env: &'env Env,
+        login_hint: Option<String>,
+    ) -> napi::Result<PromiseRaw<'env, WireAuthorization>> {
+        let c = self.inner.clone();
+        spawn(env, async move {
+            Ok(c.authorize(login_hint.as_deref()).await?.into())
+        })
+    }
+
+    #[napi(ts_return_type = "Promise<WireTokens>")]
+    pub fn handle_callback<'env>(
+        &self,
+        env: &'env Env,
+        code: String,
+        state: String,
+    ) -> napi::Result<PromiseRaw<'env, WireTokens>> {
+        let c = self.inner.clone();
+        spawn(env, async move {
+            Ok(c.handle_callback(&code, &state).await?.into())
+        })
+    }
+
+    #[napi(ts_return_type = "Promise<Record<string, unknown>>")]
+    pub fn get_user_info<'env>(
+        &self,
+        env: &'env Env,
+    ) -> napi::Result<PromiseRaw<'env, serde_json::Value>> {
+        let c = self.inner.clone();
+        spawn(env, async move { c.get_user_info().await })
+    }
+
+    #[napi(ts_return_type = "Promise<WireTokens>")]
+    pub fn refresh_access_token<'env>(
+        &self,
+        env: &'env Env,
+    ) -> napi::Result<PromiseRaw<'env, WireTokens>> {
+        let c = self.inner.clone();
+        spawn(
+            env,
+            async move { Ok(c.refresh_access_token().await?.into()) },
+        )
+    }
+
+    #[napi(ts_return_type = "Promise<string>")]
+    pub fn ensure_valid_token<'env>(
+        &self,
+        env: &'env Env,
+    ) -> napi::Result<PromiseRaw<'env, String>> {
+        let c = self.inner.clone();
+        spawn(env, async move { c.ensure_valid_token().await })
+    }
+
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn logout<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, ()>> {
+        let c = self.inner.clone();
+        spawn(env, async move { c.logout().await })
+    }
+}
