@@ -23,9 +23,10 @@ build: tools
 test-rust:
 	scripts/with-postgres.sh cargo test --workspace
 
-lint:
+lint: tools
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	node_modules/.bin/tsc -p tests/types/tsconfig.json
 
 # The conformance suite on Node 20 and Node 24 against one throwaway PostgreSQL cluster.
 test-node: build

@@ -146,3 +146,99 @@ export declare class OAuthError extends SessionError {
   constructor(message: string, options?: { code?: string; cause?: unknown });
   readonly code: string | undefined;
 }
+
+// ---- OAuth (SPEC §6) ----------------------------------------------------------------------
+
+export interface OAuthConfig {
+  clientId: string;
+  clientSecret: string;
+  /** The authorization server (AIP), e.g. "https://auth.example.com". */
+  authBaseUrl: string;
+  redirectUri: string;
+  scopes: string[];
+}
+
+export interface OAuthTokens {
+  accessToken: string;
+  tokenType: string;
+  refreshToken?: string;
+  /** Epoch milliseconds. */
+  expiresAt?: number;
+  scope?: string;
+}
+
+/** Any object with these methods works, including storages from `@slices/oauth`. */
+export interface OAuthStorage {
+  getTokens(sessionId: string): Promise<OAuthTokens | null>;
+  setTokens(tokens: OAuthTokens, sessionId: string): Promise<void>;
+  clearTokens(sessionId: string): Promise<void>;
+}
+
+export interface OAuthSessionOptions {
+  /** Refresh tokens that expire within `refreshSkew` when read. Default true. */
+  autoRefresh?: boolean;
+  /** Milliseconds before expiry at which tokens are refreshed. Default 60 000. */
+  refreshSkew?: number;
+  /** Limit for one request to the authorization server (ms). Default 10 000. */
+  requestTimeout?: number;
+  /** Limit for waiting on another process's refresh of the same session (ms). Default 15 000. */
+  lockWait?: number;
+  onTokenRefresh?: (sessionId: string, tokens: OAuthTokens) => void | Promise<void>;
+  onLogout?: (sessionId: string) => void | Promise<void>;
+  /** Failures that did not fail the call (a refresh that kept the session, ...). Default: console.error. */
+  onError?: (error: SessionError) => void;
+}
+
+export interface OAuthUserInfo {
+  sub: string;
+  did?: string;
+  name?: string;
+  /** Copied from `name` when present. */
+  handle?: string;
+  [key: string]: unknown;
+}
+
+export interface OAuthSessionManager {
+  createOAuthSession(tokens: OAuthTokens): Promise<string | null>;
+  getOAuthSession(sessionId: string): Promise<(SessionData & { tokens?: OAuthTokens }) | null>;
+  getAccessToken(sessionId: string): Promise<string | null>;
+  hasValidOAuthTokens(sessionId: string): Promise<boolean>;
+  logout(sessionId: string): Promise<void>;
+}
+
+export declare function withOAuthSession(
+  sessionStore: SessionStore,
+  oauthConfig: OAuthConfig,
+  oauthStorage: OAuthStorage,
+  options?: OAuthSessionOptions,
+): OAuthSessionManager;
+
+export declare class OAuthClient {
+  constructor(config: OAuthConfig, storage: OAuthStorage, sessionId: string);
+  authorize(options?: { loginHint?: string }): Promise<{ authorizationUrl: string; state: string; codeVerifier: string }>;
+  handleCallback(params: { code: string; state: string }): Promise<OAuthTokens>;
+  getUserInfo(): Promise<OAuthUserInfo>;
+  refreshAccessToken(): Promise<OAuthTokens>;
+  ensureValidToken(): Promise<string>;
+  logout(): Promise<void>;
+}
+
+declare class NativeBackedOAuthStorage implements OAuthStorage {
+  getTokens(sessionId: string): Promise<OAuthTokens | null>;
+  setTokens(tokens: OAuthTokens, sessionId: string): Promise<void>;
+  clearTokens(sessionId: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+export declare class MemoryOAuthStorage extends NativeBackedOAuthStorage {
+  constructor();
+}
+
+export declare class SQLiteOAuthStorage extends NativeBackedOAuthStorage {
+  constructor(pathOrUrl: string);
+}
+
+export declare class PostgresOAuthStorage extends NativeBackedOAuthStorage {
+  constructor(connectionString: string, options?: PostgresAdapterOptions);
+  initialize(): Promise<void>;
+}

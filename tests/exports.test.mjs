@@ -9,7 +9,11 @@ describe("exports", () => {
     "MemoryAdapter",
     "SQLiteAdapter",
     "PostgresAdapter",
-    // withOAuthSession arrives with the OAuth issue (#4); its test is added there.
+    "withOAuthSession",
+    "OAuthClient",
+    "MemoryOAuthStorage",
+    "SQLiteOAuthStorage",
+    "PostgresOAuthStorage",
     "parseCookie",
     "serializeCookie",
     "SessionError",
