@@ -762,24 +762,25 @@ export function createApi(native) {
       requestTimeout: optionalMillis(options.requestTimeout, "options.requestTimeout"),
       lockWait: optionalMillis(options.lockWait, "options.lockWait"),
     };
+    // One callback for every event: the native side awaits it, in the order events happen.
     const events = {
-      onTokenRefresh: async (sessionId, tokens) => {
-        if (onTokenRefresh) await onTokenRefresh(sessionId, fromWireTokens(tokens));
-      },
-      onLogout: async (sessionId) => {
-        if (onLogout) await onLogout(sessionId);
-      },
-      // Failures that did not fail the call (a refresh that kept the session, ...).
-      onError: (message) => {
-        const error = translateError(new Error(message));
-        if (!onError) {
-          console.error("@slices-rs/session:", error);
-          return;
-        }
-        try {
-          onError(error);
-        } catch (reportError) {
-          console.error("@slices-rs/session: onError threw:", reportError);
+      onEvent: async (event) => {
+        if (event.kind === "tokenRefresh") {
+          if (onTokenRefresh) await onTokenRefresh(event.sessionId, fromWireTokens(event.tokens));
+        } else if (event.kind === "logout") {
+          if (onLogout) await onLogout(event.sessionId);
+        } else if (event.kind === "error") {
+          // Failures that did not fail the call (a refresh that kept the session, ...).
+          const error = translateError(new Error(event.error));
+          if (!onError) {
+            console.error("@slices-rs/session:", error);
+            return;
+          }
+          try {
+            await onError(error);
+          } catch (reportError) {
+            console.error("@slices-rs/session: onError threw:", reportError);
+          }
         }
       },
     };

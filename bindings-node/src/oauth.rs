@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use napi::bindgen_prelude::{FnArgs, FromNapiValue, JsValuesTupleIntoVec, Promise, PromiseRaw};
-use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi::threadsafe_function::ThreadsafeFunction;
 use napi::{Env, Status};
 use napi_derive::napi;
 use slices_session_core::error::{Result, SessionError};
@@ -109,7 +109,6 @@ pub struct WireOAuthOptions {
 /// A JS function returning a Promise; weak, `this`-less, JS throws come back as errors.
 type JsFn<Args, Ret> = ThreadsafeFunction<Args, Promise<Ret>, Args, Status, false, true>;
 type SetTokensFn = JsFn<FnArgs<(WireTokens, String)>, ()>;
-type TokenRefreshFn = JsFn<FnArgs<(String, WireTokens)>, ()>;
 
 async fn call<Args, Ret>(method: &'static str, f: &JsFn<Args, Ret>, args: Args) -> Result<Ret>
 where
@@ -153,42 +152,70 @@ impl OAuthStorage for JsOAuthStorage {
     }
 }
 
-/// `onTokenRefresh` / `onLogout` / `onError` of `withOAuthSession`'s options (the JS layer
-/// always passes all three, with its defaults).
+/// `withOAuthSession`'s callbacks, as ONE JS function taking an event object: one threadsafe
+/// function is one FIFO queue, so events reach JS in the order they happened.
 #[napi(object, object_to_js = false)]
 pub struct JsOAuthEventsFns {
-    pub on_token_refresh: TokenRefreshFn,
-    pub on_logout: JsFn<String, ()>,
-    /// Receives the native error message (`"<Class>: ..."`), which the JS layer turns into
-    /// the matching error class.
-    pub on_error: ThreadsafeFunction<String, (), String, Status, false, true>,
+    pub on_event: JsFn<WireOAuthEvent, ()>,
+}
+
+/// `kind`: "tokenRefresh" (sessionId, tokens), "logout" (sessionId) or "error" (`error`: the
+/// native error message, `"<Class>: ..."`, which the JS layer turns into the error class).
+#[napi(object)]
+pub struct WireOAuthEvent {
+    pub kind: String,
+    pub session_id: Option<String>,
+    pub tokens: Option<WireTokens>,
+    pub error: Option<String>,
 }
 
 struct JsOAuthEvents {
     fns: JsOAuthEventsFns,
 }
 
+impl JsOAuthEvents {
+    /// Awaits the application's callback; a callback that throws is reported as an error
+    /// event (and one that throws on an error event is left to the JS layer's console.error).
+    async fn emit(&self, event: WireOAuthEvent) {
+        let is_error = event.kind == "error";
+        if let Err(e) = call("onEvent", &self.fns.on_event, event).await {
+            if !is_error {
+                self.on_error(&e).await;
+            }
+        }
+    }
+}
+
 #[async_trait]
 impl OAuthEvents for JsOAuthEvents {
     async fn on_token_refresh(&self, session_id: &str, tokens: &OAuthTokens) {
-        let args = (session_id.to_owned(), WireTokens::from(tokens.clone())).into();
-        if let Err(e) = call("onTokenRefresh", &self.fns.on_token_refresh, args).await {
-            self.on_error(&e);
-        }
+        self.emit(WireOAuthEvent {
+            kind: "tokenRefresh".into(),
+            session_id: Some(session_id.to_owned()),
+            tokens: Some(tokens.clone().into()),
+            error: None,
+        })
+        .await;
     }
 
     async fn on_logout(&self, session_id: &str) {
-        if let Err(e) = call("onLogout", &self.fns.on_logout, session_id.to_owned()).await {
-            self.on_error(&e);
-        }
+        self.emit(WireOAuthEvent {
+            kind: "logout".into(),
+            session_id: Some(session_id.to_owned()),
+            tokens: None,
+            error: None,
+        })
+        .await;
     }
 
-    fn on_error(&self, error: &SessionError) {
-        // Fire and forget: reporting must never block or fail the call that reports.
-        let _status = self.fns.on_error.call(
-            js_error(clone_error(error)).reason,
-            ThreadsafeFunctionCallMode::NonBlocking,
-        );
+    async fn on_error(&self, error: &SessionError) {
+        self.emit(WireOAuthEvent {
+            kind: "error".into(),
+            session_id: None,
+            tokens: None,
+            error: Some(js_error(clone_error(error)).reason),
+        })
+        .await;
     }
 }
 

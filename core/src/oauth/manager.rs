@@ -51,8 +51,9 @@ pub trait OAuthEvents: Send + Sync {
     async fn on_logout(&self, _session_id: &str) {}
     /// `onError(error)`: a failure that did not fail the call (a refresh that failed and
     /// kept the session, `invalid_client`, `refresh_response_lost`, a login that resolved
-    /// `null`). The JS layer's default is `console.error`.
-    fn on_error(&self, _error: &SessionError) {}
+    /// `null`). The JS layer's default is `console.error`. Awaited, so reports reach the
+    /// application in the order they happened and before the call that made them resolves.
+    async fn on_error(&self, _error: &SessionError) {}
 }
 
 /// Events that do nothing.
@@ -169,17 +170,19 @@ impl OAuthSessionManager {
         let info =
             match http::userinfo(&self.endpoints.userinfo, &tokens.access_token, timeout).await {
                 Ok(info) => info,
-                Err(e) => return self.login_failed(e),
+                Err(e) => return self.login_failed(e).await,
             };
         let Some(sub) = info
             .get("sub")
             .and_then(Value::as_str)
             .filter(|s| !s.is_empty())
         else {
-            return self.login_failed(oauth_error(
-                "invalid_response",
-                "the userinfo response has no `sub`",
-            ));
+            return self
+                .login_failed(oauth_error(
+                    "invalid_response",
+                    "the userinfo response has no `sub`",
+                ))
+                .await;
         };
         let handle = info.get("name").and_then(Value::as_str).map(str::to_owned);
         let id = match self
@@ -189,23 +192,23 @@ impl OAuthSessionManager {
         {
             Ok(id) => id,
             Err(SessionError::StoreClosed) => return Err(SessionError::StoreClosed),
-            Err(e) => return self.login_failed(e),
+            Err(e) => return self.login_failed(e).await,
         };
         if let Err(e) = self.storage.set_tokens(tokens, &id).await {
             // Undo: no session without its tokens. A failure here is reported too.
             if let Err(cleanup) = self.store.delete_session(&id).await {
-                self.events.on_error(&cleanup);
+                self.events.on_error(&cleanup).await;
             }
             if let Err(cleanup) = self.storage.clear_tokens(&id).await {
-                self.events.on_error(&cleanup);
+                self.events.on_error(&cleanup).await;
             }
-            return self.login_failed(e);
+            return self.login_failed(e).await;
         }
         Ok(Some(id))
     }
 
-    fn login_failed(&self, error: SessionError) -> Result<Option<String>> {
-        self.events.on_error(&error);
+    async fn login_failed(&self, error: SessionError) -> Result<Option<String>> {
+        self.events.on_error(&error).await;
         Ok(None)
     }
 
@@ -284,7 +287,7 @@ impl OAuthSessionManager {
                 let logged_out = *handled
                     .get_or_init(|| async {
                         if newly_detected {
-                            self.events.on_error(&error);
+                            self.events.on_error(&error).await;
                         }
                         // The access token still works until it expires: keep the user
                         // signed in until then (docs/oauth.md, "lost responses").
@@ -292,7 +295,7 @@ impl OAuthSessionManager {
                             // Say why, also when the loss was found earlier (perhaps by an
                             // OAuthClient, which has no onError): never a silent logout.
                             if !newly_detected {
-                                self.events.on_error(&error);
+                                self.events.on_error(&error).await;
                             }
                             self.logout_dead(session_id).await;
                             true
@@ -310,7 +313,7 @@ impl OAuthSessionManager {
             RefreshOutcome::Failed { tokens, error } => {
                 handled
                     .get_or_init(|| async {
-                        self.events.on_error(&error);
+                        self.events.on_error(&error).await;
                         false
                     })
                     .await;
@@ -323,11 +326,11 @@ impl OAuthSessionManager {
     /// returned: the caller's answer (`None`) is right either way.
     async fn logout_dead(&self, session_id: &str) {
         if let Err(e) = self.storage.clear_tokens(session_id).await {
-            self.events.on_error(&e);
+            self.events.on_error(&e).await;
         }
         refresh::forget(&self.storage, session_id);
         if let Err(e) = self.store.delete_session(session_id).await {
-            self.events.on_error(&e);
+            self.events.on_error(&e).await;
         }
         self.events.on_logout(session_id).await;
     }

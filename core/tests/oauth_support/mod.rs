@@ -187,7 +187,7 @@ impl OAuthEvents for Recorder {
     async fn on_logout(&self, session_id: &str) {
         self.logouts.lock().unwrap().push(session_id.to_owned());
     }
-    fn on_error(&self, error: &SessionError) {
+    async fn on_error(&self, error: &SessionError) {
         let text = oauth_error_code(error)
             .map(str::to_owned)
             .unwrap_or_else(|| error.to_string());
