@@ -231,6 +231,33 @@ function cookieHeaderOf(request) {
   return undefined;
 }
 
+/** A custom adapter or storage may throw anything; the native side needs an Error with a message. */
+function asError(thrown) {
+  if (thrown instanceof Error) return thrown;
+  let text;
+  try {
+    text = typeof thrown === "string" ? thrown : (JSON.stringify(thrown) ?? String(thrown));
+  } catch {
+    text = String(thrown);
+  }
+  return new Error(text);
+}
+
+/** The same functions, each rejecting with an Error whatever the user's code throws. */
+function guarded(fns) {
+  const out = {};
+  for (const [name, fn] of Object.entries(fns)) {
+    out[name] = async (...args) => {
+      try {
+        return await fn(...args);
+      } catch (thrown) {
+        throw asError(thrown);
+      }
+    };
+  }
+  return out;
+}
+
 const REQUIRED_ADAPTER_METHODS = ["get", "set", "update", "delete", "cleanup", "exists"];
 
 /** A user's adapter object as the threadsafe functions the native store calls. */
@@ -268,7 +295,7 @@ function jsAdapterFunctions(adapter) {
     fns.deleteByUser = async (userId, except) =>
       Math.max(0, Math.trunc(Number(await adapter.deleteByUser(userId, except ?? undefined)) || 0));
   }
-  return fns;
+  return guarded(fns);
 }
 
 /** OAuthTokens given by a user or a custom storage, to the wire. */
@@ -685,7 +712,7 @@ export function createApi(native) {
         }
       }
       handle = callNative(() =>
-        native.NativeOAuthStorage.fromJs({
+        native.NativeOAuthStorage.fromJs(guarded({
           getTokens: async (sessionId) => {
             const tokens = await storage.getTokens(sessionId);
             return tokens === null || tokens === undefined ? null : toWireTokens(tokens, `${name}.getTokens() result`);
@@ -696,7 +723,7 @@ export function createApi(native) {
           clearTokens: async (sessionId) => {
             await storage.clearTokens(sessionId);
           },
-        }),
+        })),
       );
       jsOAuthStorages.set(storage, handle);
     }

@@ -558,6 +558,22 @@ export function adapterSuite(name, factory, caps = {}) {
         assert.equal(await adapter.exists(expected[0]), false);
       });
 
+      test("a generateId that repeats an id in use never hands out another user's session", async () => {
+        const taken = uniq("taken");
+        const other = uniq("free");
+        const queue = [taken, taken, other, taken];
+        const store = mkStore({ generateId: () => queue.shift() });
+        assert.equal(await store.createSession("owner-user", "owner"), taken);
+        // createSession with the same id rejects and leaves the owner's session alone
+        await assert.rejects(store.createSession("intruder"), (e) => e instanceof pkg.SessionError && /already in use/.test(e.message));
+        assert.equal((await store.getSession(taken)).userId, "owner-user");
+        // regenerateSession onto an id in use rejects and keeps both sessions
+        assert.equal(await store.createSession("second-user"), other);
+        await assert.rejects(store.regenerateSession(other), (e) => e instanceof pkg.SessionError && /already in use/.test(e.message));
+        assert.equal((await store.getSession(taken)).userId, "owner-user");
+        assert.equal((await store.getSession(other)).userId, "second-user");
+      });
+
       test("regenerateSession of a missing or expired session resolves null", async () => {
         const store = mkStore();
         assert.equal(await store.regenerateSession(uniq("missing")), null);

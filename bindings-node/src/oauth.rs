@@ -10,6 +10,7 @@ use napi::threadsafe_function::ThreadsafeFunction;
 use napi::{Env, Status};
 use napi_derive::napi;
 use slices_session_core::error::{Result, SessionError};
+use slices_session_core::oauth::client::reissue;
 use slices_session_core::oauth::{
     AuthorizationRequest, MemoryOAuthStorage, OAuthClient, OAuthConfig, OAuthEvents,
     OAuthSessionManager, OAuthSessionOptions, OAuthStorage, OAuthTokens, PostgresOAuthStorage,
@@ -213,25 +214,9 @@ impl OAuthEvents for JsOAuthEvents {
             kind: "error".into(),
             session_id: None,
             tokens: None,
-            error: Some(js_error(clone_error(error)).reason),
+            error: Some(js_error(reissue(error)).reason),
         })
         .await;
-    }
-}
-
-/// `SessionError` is not `Clone` (it carries driver errors); the report only needs its class
-/// and text.
-fn clone_error(error: &SessionError) -> SessionError {
-    match error {
-        SessionError::OAuth { code, message } => SessionError::OAuth {
-            code: code.clone(),
-            message: message.clone(),
-        },
-        SessionError::StoreClosed => SessionError::StoreClosed,
-        other => SessionError::Adapter {
-            method: "oauth",
-            message: other.to_string(),
-        },
     }
 }
 

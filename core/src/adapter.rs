@@ -74,6 +74,15 @@ pub trait SessionAdapter: Send + Sync {
         })
     }
 
+    /// Stores a NEW session: fails with `IdInUse` rather than overwrite another session. The
+    /// default checks then sets (not atomic); native adapters do it in one step.
+    async fn insert(&self, id: &str, data: &SessionData) -> Result<()> {
+        if self.exists(id).await? {
+            return Err(SessionError::IdInUse(id.to_owned()));
+        }
+        self.set(id, data).await
+    }
+
     /// The request path: the live session under `id` with the access recorded, or `None`.
     /// An expired record is deleted. Native adapters do this in one statement.
     async fn load(&self, id: &str, touch: &Touch) -> Result<Option<SessionData>> {
@@ -96,13 +105,20 @@ pub trait SessionAdapter: Send + Sync {
     }
 
     /// Moves the live session `old_id` to `new_id` (same record); `None` when missing or
-    /// expired. The default is not atomic (set, then delete); native adapters are.
+    /// expired; `IdInUse` when `new_id` is taken. The default is not atomic (set, then
+    /// delete); native adapters are.
     async fn rename(&self, old_id: &str, new_id: &str, now: Millis) -> Result<Option<SessionData>> {
         let Some(mut session) = self.get(old_id).await? else {
             return Ok(None);
         };
         if session.is_expired(now) {
             return Ok(None);
+        }
+        if new_id == old_id {
+            return Ok(Some(session));
+        }
+        if self.exists(new_id).await? {
+            return Err(SessionError::IdInUse(new_id.to_owned()));
         }
         session.session_id = new_id.to_owned();
         self.set(new_id, &session).await?;

@@ -48,6 +48,19 @@ pub enum SessionError {
     #[error("PostgreSQL connection pool: {0}")]
     Pool(String),
 
+    /// A new session id (from `generateId`) that another session already has: writing it
+    /// would hand that session to someone else.
+    #[error("session id `{0}` is already in use (generateId returned a duplicate)")]
+    IdInUse(String),
+
+    /// The database did not answer in time; the connection is dropped.
+    #[error("{backend} did not answer within {ms} ms while trying to {action}")]
+    Timeout {
+        backend: &'static str,
+        action: &'static str,
+        ms: u64,
+    },
+
     /// A stored row that cannot be turned into a session (e.g. `data` that is not JSON).
     #[error("stored session `{session_id}` is corrupt: {reason}")]
     Corrupt { session_id: String, reason: String },
@@ -90,13 +103,14 @@ impl SessionError {
         match self {
             SessionError::StoreClosed => ErrorKind::Closed,
             SessionError::InvalidArgument { .. } => ErrorKind::InvalidArgument,
-            SessionError::InvalidCookieOptions(_) | SessionError::Unsupported { .. } => {
-                ErrorKind::Config
-            }
+            SessionError::InvalidCookieOptions(_)
+            | SessionError::Unsupported { .. }
+            | SessionError::IdInUse(_) => ErrorKind::Config,
             SessionError::AdapterClosed
             | SessionError::Sqlite { .. }
             | SessionError::Postgres { .. }
             | SessionError::Pool(_)
+            | SessionError::Timeout { .. }
             | SessionError::Corrupt { .. }
             | SessionError::Adapter { .. }
             | SessionError::Internal(_) => ErrorKind::Adapter,

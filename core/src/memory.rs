@@ -53,6 +53,21 @@ impl SessionAdapter for MemoryAdapter {
         Ok(())
     }
 
+    async fn insert(&self, id: &str, data: &SessionData) -> Result<()> {
+        let mut map = self.map()?;
+        match map.entry(id.to_owned()) {
+            std::collections::hash_map::Entry::Occupied(_) => {
+                Err(SessionError::IdInUse(id.to_owned()))
+            }
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                let mut record = data.clone();
+                record.session_id = id.to_owned();
+                slot.insert(record);
+                Ok(())
+            }
+        }
+    }
+
     async fn update(&self, id: &str, patch: &SessionPatch) -> Result<bool> {
         Ok(match self.map()?.get_mut(id) {
             Some(session) => {
@@ -119,6 +134,9 @@ impl SessionAdapter for MemoryAdapter {
         match map.get(old_id) {
             Some(s) if !s.is_expired(now) => {}
             _ => return Ok(None),
+        }
+        if new_id != old_id && map.contains_key(new_id) {
+            return Err(SessionError::IdInUse(new_id.to_owned()));
         }
         let Some(mut session) = map.remove(old_id) else {
             return Ok(None);

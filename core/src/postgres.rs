@@ -33,6 +33,10 @@ pub struct PostgresOptions {
     pub connect_timeout_ms: u64,
     /// Limit for waiting for a free pooled connection, in ms (0: no limit).
     pub wait_timeout_ms: u64,
+    /// Limit for one call's statements once it has a connection, in ms (0: no limit). A
+    /// server that stops answering (paused, network cut) would otherwise hold the call for
+    /// as long as TCP does; on timeout the connection is dropped.
+    pub query_timeout_ms: u64,
 }
 
 impl Default for PostgresOptions {
@@ -41,6 +45,7 @@ impl Default for PostgresOptions {
             max_connections: 10,
             connect_timeout_ms: 10_000,
             wait_timeout_ms: 10_000,
+            query_timeout_ms: 10_000,
         }
     }
 }
@@ -79,6 +84,10 @@ const UPSERT: &str = "INSERT INTO sessions (session_id, user_id, handle, is_auth
      handle = EXCLUDED.handle, is_authenticated = EXCLUDED.is_authenticated, \
      data = EXCLUDED.data, created_at = EXCLUDED.created_at, \
      expires_at = EXCLUDED.expires_at, last_accessed_at = EXCLUDED.last_accessed_at";
+/// `insert`: a new session never replaces another (0 rows means the id is taken).
+const INSERT_NEW: &str = "INSERT INTO sessions (session_id, user_id, handle, is_authenticated, \
+     data, created_at, expires_at, last_accessed_at) \
+     VALUES ($1, $2, $3, $4, $5::text::jsonb, $6, $7, $8) ON CONFLICT (session_id) DO NOTHING";
 const DELETE_ONE: &str = "DELETE FROM sessions WHERE session_id = $1";
 const EXISTS: &str = "SELECT EXISTS(SELECT 1 FROM sessions WHERE session_id = $1)";
 const CLEANUP: &str = "DELETE FROM sessions WHERE expires_at < $1";
@@ -122,6 +131,7 @@ pub struct PostgresAdapter {
     max_connections: usize,
     wait_timeout_ms: u64,
     connect_timeout_ms: u64,
+    query_timeout: Option<std::time::Duration>,
 }
 
 impl std::fmt::Debug for PostgresAdapter {
@@ -194,6 +204,8 @@ impl PostgresAdapter {
             max_connections: options.max_connections,
             wait_timeout_ms: options.wait_timeout_ms,
             connect_timeout_ms,
+            query_timeout: (options.query_timeout_ms > 0)
+                .then(|| std::time::Duration::from_millis(options.query_timeout_ms)),
         })
     }
 
@@ -274,7 +286,23 @@ impl PostgresAdapter {
     {
         let mut retried = false;
         loop {
-            let (client, result) = op(self.client().await?).await;
+            let client = self.client().await?;
+            let (client, result) = match self.query_timeout {
+                None => op(client).await,
+                Some(limit) => match tokio::time::timeout(limit, op(client)).await {
+                    Ok(done) => done,
+                    Err(_) => {
+                        // The connection went back to the pool when the op was dropped; it
+                        // may be stuck, and so may the idle ones: drop them all.
+                        let _ = self.pool.retain(|_, _| false);
+                        return Err(SessionError::Timeout {
+                            backend: "PostgreSQL",
+                            action,
+                            ms: limit.as_millis() as u64,
+                        });
+                    }
+                },
+            };
             let source = match result {
                 Ok(value) => return Ok(value),
                 Err(source) => source,
@@ -448,6 +476,29 @@ impl SessionAdapter for PostgresAdapter {
         .map(|_| ())
     }
 
+    async fn insert(&self, id: &str, data: &SessionData) -> Result<()> {
+        let inserted = self
+            .execute(
+                "store the new session",
+                INSERT_NEW,
+                &[
+                    &id,
+                    &data.user_id,
+                    &data.handle,
+                    &data.is_authenticated,
+                    &data.data,
+                    &data.created_at,
+                    &data.expires_at,
+                    &data.last_accessed_at,
+                ],
+            )
+            .await?;
+        if inserted == 0 {
+            return Err(SessionError::IdInUse(id.to_owned()));
+        }
+        Ok(())
+    }
+
     async fn update(&self, id: &str, patch: &SessionPatch) -> Result<bool> {
         if patch.is_empty() {
             return self.exists(id).await;
@@ -516,6 +567,15 @@ impl SessionAdapter for PostgresAdapter {
     async fn rename(&self, old_id: &str, new_id: &str, now: Millis) -> Result<Option<SessionData>> {
         self.query_session("rename the session", RENAME, &[&old_id, &new_id, &now])
             .await
+            .map_err(|e| match e {
+                SessionError::Postgres { source, .. }
+                    if source.code()
+                        == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) =>
+                {
+                    SessionError::IdInUse(new_id.to_owned())
+                }
+                other => other,
+            })
     }
 
     async fn close(&self) -> Result<()> {

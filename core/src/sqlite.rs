@@ -59,6 +59,12 @@ const UPSERT: &str = concat!(
     "created_at = excluded.created_at, expires_at = excluded.expires_at, ",
     "last_accessed_at = excluded.last_accessed_at"
 );
+/// `insert`: a new session never replaces another (`changes() == 0` means the id is taken).
+const INSERT_NEW: &str = concat!(
+    "INSERT INTO sessions (",
+    columns!(),
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (session_id) DO NOTHING"
+);
 const DELETE_ONE: &str = "DELETE FROM sessions WHERE session_id = ?1";
 const EXISTS: &str = "SELECT EXISTS(SELECT 1 FROM sessions WHERE session_id = ?1)";
 const CLEANUP: &str = "DELETE FROM sessions WHERE expires_at < ?1";
@@ -326,6 +332,30 @@ impl SessionAdapter for SqliteAdapter {
         })
     }
 
+    async fn insert(&self, id: &str, data: &SessionData) -> Result<()> {
+        self.with_conn(|conn| {
+            let mut stmt = conn
+                .prepare_cached(INSERT_NEW)
+                .map_err(sqlite_err("store the new session"))?;
+            let inserted = stmt
+                .execute(rusqlite::params![
+                    id,
+                    data.user_id,
+                    data.handle,
+                    data.is_authenticated,
+                    data.data,
+                    data.created_at,
+                    data.expires_at,
+                    data.last_accessed_at,
+                ])
+                .map_err(sqlite_err("store the new session"))?;
+            if inserted == 0 {
+                return Err(SessionError::IdInUse(id.to_owned()));
+            }
+            Ok(())
+        })
+    }
+
     async fn update(&self, id: &str, patch: &SessionPatch) -> Result<bool> {
         if patch.is_empty() {
             return self.exists(id).await;
@@ -468,6 +498,14 @@ impl SessionAdapter for SqliteAdapter {
                 &[&old_id, &new_id, &now],
                 new_id,
             )
+        })
+        .map_err(|e| match e {
+            SessionError::Sqlite { source, .. }
+                if source.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) =>
+            {
+                SessionError::IdInUse(new_id.to_owned())
+            }
+            other => other,
         })
     }
 

@@ -152,7 +152,7 @@ impl SessionStore {
             expires_at: now.saturating_add(self.config.session_ttl),
             last_accessed_at: now,
         };
-        self.adapter.set(&session_id, &session).await?;
+        self.adapter.insert(&session_id, &session).await?;
         Ok(session_id)
     }
 

@@ -543,13 +543,7 @@ fn rename_moves_a_live_session_atomically() {
     run(adapter.set("other", &session("other", "u"))).unwrap();
     let err = run(adapter.rename("new", "other", NOW)).unwrap_err();
     assert!(
-        matches!(
-            err,
-            SessionError::Sqlite {
-                action: "rename the session",
-                ..
-            }
-        ),
+        matches!(&err, SessionError::IdInUse(id) if id == "other"),
         "{err:?}"
     );
     assert!(run(adapter.exists("new")).unwrap());

@@ -304,7 +304,7 @@ impl OAuthClient {
 
 /// A copy of a shared error for one caller. `SessionError` is not `Clone` (database errors
 /// are not); those are carried as their text, with the same error class.
-pub(crate) fn reissue(error: &SessionError) -> SessionError {
+pub fn reissue(error: &SessionError) -> SessionError {
     match error {
         SessionError::OAuth { code, message } => SessionError::OAuth {
             code: code.clone(),
@@ -330,6 +330,16 @@ pub(crate) fn reissue(error: &SessionError) -> SessionError {
             message: message.clone(),
         },
         SessionError::Internal(s) => SessionError::Internal(s.clone()),
+        SessionError::IdInUse(id) => SessionError::IdInUse(id.clone()),
+        SessionError::Timeout {
+            backend,
+            action,
+            ms,
+        } => SessionError::Timeout {
+            backend,
+            action,
+            ms: *ms,
+        },
         SessionError::Sqlite { action, .. } | SessionError::Postgres { action, .. } => {
             SessionError::Adapter {
                 method: action,

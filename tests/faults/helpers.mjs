@@ -1,0 +1,129 @@
+// Shared helpers of the fault tests (tests/faults/*.test.mjs, run by tests/faults/run.sh under
+// scripts/with-postgres.sh). Node only: they start and kill processes and restart the server.
+import { spawn, spawnSync, exec } from "node:child_process";
+import { readFileSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+export const PKG = new URL("../../npm/index.js", import.meta.url).href;
+
+/** SLICES_TEST_PG_URL, or a failure (fault tests never skip). */
+export function pgUrl() {
+  const url = process.env.SLICES_TEST_PG_URL;
+  if (!url) throw new Error("SLICES_TEST_PG_URL is not set: run the fault tests with `make test-faults` (scripts/with-postgres.sh)");
+  return url;
+}
+
+/** The shell command that restarts the cluster (scripts/with-postgres.sh exports it). */
+export function pgRestartCommand() {
+  const cmd = process.env.SLICES_TEST_PG_RESTART;
+  if (!cmd) throw new Error("SLICES_TEST_PG_RESTART is not set: run the fault tests with `make test-faults` (scripts/with-postgres.sh)");
+  return cmd;
+}
+
+/** Runs SQL through psql (tuples only, tab-separated); throws on failure. */
+export function psql(sql, { url = pgUrl(), timeout = 30000 } = {}) {
+  const res = spawnSync("psql", [url, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-At", "-F", "\t", "-c", sql], {
+    encoding: "utf8",
+    env: { ...process.env, PGCONNECT_TIMEOUT: "10" },
+    timeout,
+  });
+  if (res.error) throw new Error(`psql could not be run: ${res.error.message}`);
+  if (res.status !== 0) throw new Error(`psql failed (exit ${res.status}): ${res.stderr}\nSQL: ${sql}`);
+  return res.stdout.replace(/\n$/, "");
+}
+
+/** Creates a fresh schema for one test file; returns { schema, url } (url sets search_path). */
+export function pgSchema(name) {
+  const schema = `faults_${name}_${process.pid}`;
+  psql(`DROP SCHEMA IF EXISTS ${schema} CASCADE; CREATE SCHEMA ${schema}`);
+  return { schema, url: withParams(pgUrl(), { options: `-c search_path=${schema}` }) };
+}
+
+/** `url` plus connection parameters, for URLs and key=value strings. */
+export function withParams(url, params) {
+  let out = url;
+  for (const [key, value] of Object.entries(params)) {
+    if (url.includes("://")) {
+      out += (out.includes("?") ? "&" : "?") + `${key}=${encodeURIComponent(value)}`;
+    } else {
+      out += ` ${key}='${value.replaceAll("\\", "\\\\").replaceAll("'", "\\'")}'`;
+    }
+  }
+  return out;
+}
+
+/** Runs a shell command; resolves to { code, stdout, stderr, ms }. */
+export function sh(command, { timeout = 120000 } = {}) {
+  const started = performance.now();
+  return new Promise((resolve) => {
+    exec(command, { timeout, shell: "/bin/bash" }, (error, stdout, stderr) => {
+      resolve({ code: error ? (error.code ?? 1) : 0, stdout, stderr, ms: performance.now() - started });
+    });
+  });
+}
+
+/** The cluster's data directory, from the restart command (`pg_ctl -D <dir>`). */
+export function pgDataDir() {
+  const m = /-D\s+(\S+)/.exec(pgRestartCommand());
+  if (!m) throw new Error(`cannot find "-D <datadir>" in SLICES_TEST_PG_RESTART: ${pgRestartCommand()}`);
+  return m[1].replace(/^'(.*)'$/, "$1");
+}
+
+/** The PIDs of every process of the cluster (postmaster first). */
+export function pgPids() {
+  const postmaster = readFileSync(join(pgDataDir(), "postmaster.pid"), "utf8").split("\n")[0].trim();
+  const children = spawnSync("ps", ["-o", "pid=", "--ppid", postmaster], { encoding: "utf8" }).stdout.split(/\s+/).filter(Boolean);
+  return [postmaster, ...children];
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Percentile of a list of numbers (nearest rank). */
+export function percentile(values, p) {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
+}
+
+const dirs = [];
+export function tmpDir(prefix = "slices-faults-") {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  dirs.push(dir);
+  return dir;
+}
+export function removeTmpDirs() {
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+}
+
+/** Starts `node <file> ...args`; returns the child with collected stdout/stderr and `done`. */
+export function startNode(file, args = [], { env = {} } = {}) {
+  const child = spawn(process.execPath, [file, ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
+  child.out = "";
+  child.err = "";
+  child.stdout.setEncoding("utf8");
+  child.stderr.setEncoding("utf8");
+  child.stdout.on("data", (d) => (child.out += d));
+  child.stderr.on("data", (d) => (child.err += d));
+  child.done = new Promise((resolve) => child.on("close", (code, signal) => resolve({ code, signal })));
+  return child;
+}
+
+/** python3's sqlite3 module (a SQLite independent of the package) on `file`: runs `sql`, returns rows as JSON. */
+export function pySqlite(file, sql) {
+  const script = `
+import json, sqlite3, sys
+con = sqlite3.connect(sys.argv[1], timeout=30)
+print(json.dumps(con.execute(sys.argv[2]).fetchall()))
+con.close()
+`;
+  const res = spawnSync("python3", ["-c", script, file, sql], { encoding: "utf8", timeout: 60000, maxBuffer: 256 * 1024 * 1024 });
+  if (res.error) throw new Error(`python3 could not be run: ${res.error.message}`);
+  if (res.status !== 0) throw new Error(`python3 sqlite3 failed: ${res.stderr}\nSQL: ${sql}`);
+  return JSON.parse(res.stdout);
+}
+
+/** Prints a line of figures for docs/reliability.md (collected from the run's output). */
+export function figure(name, value) {
+  console.log(`# FIGURE ${name}: ${typeof value === "string" ? value : JSON.stringify(value)}`);
+}

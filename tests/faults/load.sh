@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Load test (issue 6): the demo app (demo/server.mjs, Node, sessions in an SQLite file) under
+# autocannon on loopback, with 100 000 sessions pre-created and random session cookies.
+# Passes with zero errors; prints requests/s, latency percentiles (p99) and the server's resident
+# memory (VmRSS) after warm-up and at the end.
+#
+#   LOAD_SECONDS=60       length of the measured run (after a 5 s warm-up)
+#   LOAD_SESSIONS=100000  sessions pre-created in the demo's SQLite file
+#   LOAD_CONNECTIONS=10   concurrent HTTP connections
+#
+# autocannon is installed from tests/faults/load-tools/ (package.json + lock) into .tools/load.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+tools=.tools/load
+if ! cmp -s tests/faults/load-tools/package-lock.json "$tools/package-lock.json" 2>/dev/null \
+   || [ ! -f "$tools/node_modules/autocannon/package.json" ]; then
+  mkdir -p "$tools"
+  cp tests/faults/load-tools/package.json tests/faults/load-tools/package-lock.json "$tools/"
+  npm ci --prefix "$tools" --no-audit --no-fund --loglevel=error
+fi
+if [ ! -f npm/session.linux-x64-gnu.node ] && ! ls npm/*.node >/dev/null 2>&1; then
+  echo "load.sh: the native addon is not built; run 'make build' first" >&2
+  exit 1
+fi
+exec "${NODE:-node}" tests/faults/load.mjs
