@@ -33,9 +33,9 @@ pub struct PostgresOptions {
     pub connect_timeout_ms: u64,
     /// Limit for waiting for a free pooled connection, in ms (0: no limit).
     pub wait_timeout_ms: u64,
-    /// Limit for one call's statements once it has a connection, in ms (0: no limit). A
-    /// server that stops answering (paused, network cut) would otherwise hold the call for
-    /// as long as TCP does; on timeout the connection is dropped.
+    /// Limit for one call, from asking for a connection to the answer, in ms (0: no limit).
+    /// A server that stops answering (paused, network cut) would otherwise hold the call for
+    /// as long as TCP does; on timeout the pool's connections are dropped.
     pub query_timeout_ms: u64,
 }
 
@@ -286,14 +286,19 @@ impl PostgresAdapter {
     {
         let mut retried = false;
         loop {
-            let client = self.client().await?;
+            // The limit covers the whole attempt: waiting for a connection, connecting, and
+            // the statements (a hung server can stall any of them).
+            let attempt = async {
+                let client = self.client().await?;
+                Ok::<_, SessionError>(op(client).await)
+            };
             let (client, result) = match self.query_timeout {
-                None => op(client).await,
-                Some(limit) => match tokio::time::timeout(limit, op(client)).await {
-                    Ok(done) => done,
+                None => attempt.await?,
+                Some(limit) => match tokio::time::timeout(limit, attempt).await {
+                    Ok(done) => done?,
                     Err(_) => {
-                        // The connection went back to the pool when the op was dropped; it
-                        // may be stuck, and so may the idle ones: drop them all.
+                        // A connection in use went back to the pool when the attempt was
+                        // dropped; it may be stuck, and so may the idle ones: drop them all.
                         let _ = self.pool.retain(|_, _| false);
                         return Err(SessionError::Timeout {
                             backend: "PostgreSQL",

@@ -112,11 +112,11 @@ describe("no Rust panic crosses into JS", () => {
     // PostgreSQL's limits, reported as such (SPEC §7 excepts U+0000 for PostgreSQL).
     assert.match(
       r.results["postgres: 1 MB id, 5 MB user id, 20 MB data"],
-      /^AdapterError: PostgreSQL error while trying to store the session: index row requires \d+ bytes, maximum size is 8191 \(54000\)$/,
+      /^AdapterError: PostgreSQL error while trying to store the new session: index row requires \d+ bytes, maximum size is 8191 \(54000\)$/,
     );
     assert.equal(
       r.results["postgres: U+0000 in user id"],
-      'AdapterError: PostgreSQL error while trying to store the session: invalid byte sequence for encoding "UTF8": 0x00 (22021)',
+      'AdapterError: PostgreSQL error while trying to store the new session: invalid byte sequence for encoding "UTF8": 0x00 (22021)',
     );
   });
 

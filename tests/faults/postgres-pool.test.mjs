@@ -68,7 +68,7 @@ describe("PostgreSQL pool exhaustion and locks", () => {
     return { adapter, store };
   }
 
-  test("pool exhausted (2 connections held by a table lock, 10 calls): queued calls fail after the 10 s wait, no deadlock", async () => {
+  test("pool exhausted (2 connections held by a table lock for 14 s, 10 calls): every call fails after the 10 s limits with a clear error, no deadlock", async () => {
     const { store } = await open(url, 2);
     const id = await store.createSession("pool-user");
     const lock = await holdTableLock(schema, 14);
@@ -83,14 +83,16 @@ describe("PostgreSQL pool exhaustion and locks", () => {
       succeededAfterLockMs: passed.map((r) => round(r.ms)),
       message: failed[0]?.error?.message,
     });
-    // The two calls holding the connections wait for the lock and then succeed ...
-    assert.equal(passed.length, 2);
-    for (const r of passed) assert.equal(r.value.userId, "pool-user");
-    // ... the eight queued for a connection fail with a clear error after the pool's wait.
-    assert.equal(failed.length, 8);
+    // The two calls holding the connections hit the per-call limit (queryTimeout, 10 s); the
+    // eight queued for a connection hit the pool's wait or the same limit, whichever first.
+    assert.equal(passed.length, 0);
+    assert.equal(failed.length, 10);
+    const timedOut = "PostgreSQL did not answer within 10000 ms while trying to load the session";
+    const poolWait = "PostgreSQL connection pool: no connection became free within 10000 ms (all 2 in use)";
+    assert.ok(failed.filter((r) => r.error?.message === timedOut).length >= 2);
     for (const r of failed) {
       assert.ok(r.error instanceof AdapterError, `${r.error?.constructor?.name}: ${r.error?.message}`);
-      assert.equal(r.error.message, "PostgreSQL connection pool: no connection became free within 10000 ms (all 2 in use)");
+      assert.ok([timedOut, poolWait].includes(r.error.message), r.error.message);
       assert.ok(r.ms >= 9900 && r.ms < 12000, `failed after ${r.ms} ms`);
     }
     // No deadlock, nothing leaked: the same store serves 50 concurrent calls at once.
