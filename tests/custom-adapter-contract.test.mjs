@@ -156,7 +156,17 @@ describe("a failing custom adapter", () => {
   });
 
   test("a rejection in set: createSession rejects with AdapterError", async () => {
-    await assert.rejects(() => mk(new ThrowingAdapter()).createSession("u"), expectAdapterError("async-set-boom"));
+    // createSession asks exists(id) first (a new id never overwrites a session), then set.
+    class SetThrowingAdapter extends ThrowingAdapter {
+      async exists() {
+        return false;
+      }
+    }
+    await assert.rejects(() => mk(new SetThrowingAdapter()).createSession("u"), expectAdapterError("async-set-boom"));
+  });
+
+  test("a rejection in exists: createSession rejects with AdapterError and writes nothing", async () => {
+    await assert.rejects(() => mk(new ThrowingAdapter()).createSession("u"), expectAdapterError("exists-boom"));
   });
 
   test("a rejection in update: updateSession rejects with AdapterError", async () => {
