@@ -144,59 +144,73 @@ impl std::fmt::Debug for PostgresAdapter {
     }
 }
 
+/// A lazy pool for `connection_string` (shared by the session adapter and the OAuth storage):
+/// checks the string and options, applies our connect timeout unless the URL sets one, and
+/// names the connections `application_name` unless the URL does. Returns the pool and the
+/// connect timeout in effect (ms).
+pub(crate) fn connection_pool(
+    connection_string: &str,
+    options: &PostgresOptions,
+    application_name: &str,
+) -> Result<(Pool, u64)> {
+    let mut config = tokio_postgres::Config::from_str(connection_string).map_err(|e| {
+        // The string itself is not repeated: it may hold a password.
+        SessionError::invalid_argument(
+            "connectionString",
+            format!("not a valid PostgreSQL connection string ({e})"),
+        )
+    })?;
+    if config.get_ssl_mode() == SslMode::Require {
+        return Err(SessionError::invalid_argument(
+            "connectionString",
+            "sslmode=require needs TLS, which this build does not support yet",
+        ));
+    }
+    if options.max_connections == 0 {
+        return Err(SessionError::invalid_argument(
+            "maxConnections",
+            "must be at least 1",
+        ));
+    }
+    if config.get_application_name().is_none() {
+        // Lets a DBA tell our connections apart in pg_stat_activity.
+        config.application_name(application_name);
+    }
+    let connect_timeout_ms = match config.get_connect_timeout() {
+        Some(t) => u64::try_from(t.as_millis()).unwrap_or(u64::MAX),
+        None => {
+            if options.connect_timeout_ms > 0 {
+                config.connect_timeout(Duration::from_millis(options.connect_timeout_ms));
+            }
+            options.connect_timeout_ms
+        }
+    };
+    let limit = |ms: u64| (ms > 0).then(|| Duration::from_millis(ms));
+    let manager = Manager::from_config(
+        config,
+        NoTls,
+        // Fast: a closed connection is dropped on checkout without a round trip; one
+        // that died unnoticed is caught by the retry in `with_retry`.
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    let pool = Pool::builder(manager)
+        .max_size(options.max_connections)
+        .wait_timeout(limit(options.wait_timeout_ms))
+        .create_timeout(limit(connect_timeout_ms))
+        .runtime(Runtime::Tokio1)
+        .build()
+        .map_err(|e| SessionError::Pool(format!("cannot build the connection pool: {e}")))?;
+    Ok((pool, connect_timeout_ms))
+}
+
 impl PostgresAdapter {
     /// Prepares a pool for `connection_string` (a `postgresql://` URL or `key=value` pairs).
     /// Does not connect: the first call does.
     pub fn new(connection_string: &str, options: PostgresOptions) -> Result<PostgresAdapter> {
-        let mut config = tokio_postgres::Config::from_str(connection_string).map_err(|e| {
-            // The string itself is not repeated: it may hold a password.
-            SessionError::invalid_argument(
-                "connectionString",
-                format!("not a valid PostgreSQL connection string ({e})"),
-            )
-        })?;
-        if config.get_ssl_mode() == SslMode::Require {
-            return Err(SessionError::invalid_argument(
-                "connectionString",
-                "sslmode=require needs TLS, which this build does not support yet",
-            ));
-        }
-        if options.max_connections == 0 {
-            return Err(SessionError::invalid_argument(
-                "maxConnections",
-                "must be at least 1",
-            ));
-        }
-        if config.get_application_name().is_none() {
-            // Lets a DBA tell our connections apart in pg_stat_activity.
-            config.application_name("slices-session");
-        }
-        let connect_timeout_ms = match config.get_connect_timeout() {
-            Some(t) => u64::try_from(t.as_millis()).unwrap_or(u64::MAX),
-            None => {
-                if options.connect_timeout_ms > 0 {
-                    config.connect_timeout(Duration::from_millis(options.connect_timeout_ms));
-                }
-                options.connect_timeout_ms
-            }
-        };
-        let limit = |ms: u64| (ms > 0).then(|| Duration::from_millis(ms));
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            // Fast: a closed connection is dropped on checkout without a round trip; one
-            // that died unnoticed is caught by the retry in `with_retry`.
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(options.max_connections)
-            .wait_timeout(limit(options.wait_timeout_ms))
-            .create_timeout(limit(connect_timeout_ms))
-            .runtime(Runtime::Tokio1)
-            .build()
-            .map_err(|e| SessionError::Pool(format!("cannot build the connection pool: {e}")))?;
+        let (pool, connect_timeout_ms) =
+            connection_pool(connection_string, &options, "slices-session")?;
         Ok(PostgresAdapter {
             pool,
             schema: tokio::sync::OnceCell::new(),

@@ -14,18 +14,13 @@
 //! (`clock_timestamp()`), so processes on machines with skewed clocks agree on expiry.
 
 use std::future::Future;
-use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use async_trait::async_trait;
-use deadpool_postgres::{
-    Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime, TimeoutType,
-};
-use tokio_postgres::config::SslMode;
+use deadpool_postgres::{Object, Pool, PoolError, TimeoutType};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{NoTls, Row};
+use tokio_postgres::Row;
 
 use crate::error::{Result, SessionError};
 use crate::oauth::config::{OAuthTokens, PkceState};
@@ -115,52 +110,8 @@ impl std::fmt::Debug for PostgresOAuthStorage {
 impl PostgresOAuthStorage {
     /// Prepares a pool for `connection_string`. Does not connect: the first call does.
     pub fn new(connection_string: &str, options: PostgresOptions) -> Result<PostgresOAuthStorage> {
-        let mut config = tokio_postgres::Config::from_str(connection_string).map_err(|e| {
-            // The string itself is not repeated: it may hold a password.
-            SessionError::invalid_argument(
-                "connectionString",
-                format!("not a valid PostgreSQL connection string ({e})"),
-            )
-        })?;
-        if config.get_ssl_mode() == SslMode::Require {
-            return Err(SessionError::invalid_argument(
-                "connectionString",
-                "sslmode=require needs TLS, which this build does not support yet",
-            ));
-        }
-        if options.max_connections == 0 {
-            return Err(SessionError::invalid_argument(
-                "maxConnections",
-                "must be at least 1",
-            ));
-        }
-        if config.get_application_name().is_none() {
-            config.application_name("slices-session-oauth");
-        }
-        let connect_timeout_ms = match config.get_connect_timeout() {
-            Some(t) => u64::try_from(t.as_millis()).unwrap_or(u64::MAX),
-            None => {
-                if options.connect_timeout_ms > 0 {
-                    config.connect_timeout(Duration::from_millis(options.connect_timeout_ms));
-                }
-                options.connect_timeout_ms
-            }
-        };
-        let limit = |ms: u64| (ms > 0).then(|| Duration::from_millis(ms));
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(options.max_connections)
-            .wait_timeout(limit(options.wait_timeout_ms))
-            .create_timeout(limit(connect_timeout_ms))
-            .runtime(Runtime::Tokio1)
-            .build()
-            .map_err(|e| SessionError::Pool(format!("cannot build the connection pool: {e}")))?;
+        let (pool, connect_timeout_ms) =
+            crate::postgres::connection_pool(connection_string, &options, "slices-session-oauth")?;
         Ok(PostgresOAuthStorage {
             pool,
             schema: tokio::sync::OnceCell::new(),
