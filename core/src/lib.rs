@@ -3,6 +3,7 @@ pub mod cookie;
 pub mod error;
 pub mod memory;
 pub mod oauth;
+mod pg_pool;
 pub mod postgres;
 pub mod session;
 pub mod sqlite;

@@ -3,24 +3,15 @@
 //! Every operation is one statement (the request path included), prepared once per
 //! connection. The schema is created on first use, so `initialize()` is optional. A call
 //! whose connection turns out to be dead (server restarted) is retried once on a fresh
-//! connection: all our statements may safely run twice.
-
-use std::future::Future;
-use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+//! connection: all our statements may safely run twice. The pool, the retry and the
+//! per-call limit are `crate::pg_pool`'s, shared with the OAuth storage.
 
 use async_trait::async_trait;
-use deadpool_postgres::{
-    Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime, TimeoutType,
-};
-use tokio_postgres::config::SslMode;
-use tokio_postgres::error::SqlState;
-use tokio_postgres::types::ToSql;
-use tokio_postgres::{NoTls, Row};
+use tokio_postgres::Row;
 
 use crate::adapter::{SessionAdapter, Touch};
 use crate::error::{Result, SessionError};
+use crate::pg_pool::{Param, PgPool, Schema};
 use crate::session::{Millis, SessionData, SessionPatch};
 
 /// Options for [`PostgresAdapter::new`].
@@ -120,224 +111,41 @@ const LIST_BY_USER: &str = concat!(
 const DELETE_BY_USER: &str = "DELETE FROM sessions WHERE user_id = $1";
 const DELETE_BY_USER_EXCEPT: &str = "DELETE FROM sessions WHERE user_id = $1 AND session_id <> $2";
 
-type Param<'a> = &'a (dyn ToSql + Sync);
-
 /// Sessions in a PostgreSQL table `sessions` (in the connection's `search_path`).
 pub struct PostgresAdapter {
-    pool: Pool,
-    /// Set once the schema exists; a failed attempt leaves it empty, so the next call retries.
-    schema: tokio::sync::OnceCell<()>,
-    closed: AtomicBool,
-    max_connections: usize,
-    wait_timeout_ms: u64,
-    connect_timeout_ms: u64,
-    query_timeout: Option<std::time::Duration>,
+    pool: PgPool,
 }
 
 impl std::fmt::Debug for PostgresAdapter {
-    // Not derived: the pool's configuration holds the password.
+    // The pool's Debug leaves out the configuration, which holds the password.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PostgresAdapter")
-            .field("max_connections", &self.max_connections)
-            .field("closed", &self.closed)
-            .finish_non_exhaustive()
+        self.pool.fmt(f)
     }
-}
-
-/// A lazy pool for `connection_string` (shared by the session adapter and the OAuth storage):
-/// checks the string and options, applies our connect timeout unless the URL sets one, and
-/// names the connections `application_name` unless the URL does. Returns the pool and the
-/// connect timeout in effect (ms).
-pub(crate) fn connection_pool(
-    connection_string: &str,
-    options: &PostgresOptions,
-    application_name: &str,
-) -> Result<(Pool, u64)> {
-    let mut config = tokio_postgres::Config::from_str(connection_string).map_err(|e| {
-        // The string itself is not repeated: it may hold a password.
-        SessionError::invalid_argument(
-            "connectionString",
-            format!("not a valid PostgreSQL connection string ({e})"),
-        )
-    })?;
-    if config.get_ssl_mode() == SslMode::Require {
-        return Err(SessionError::invalid_argument(
-            "connectionString",
-            "sslmode=require needs TLS, which this build does not support yet",
-        ));
-    }
-    if options.max_connections == 0 {
-        return Err(SessionError::invalid_argument(
-            "maxConnections",
-            "must be at least 1",
-        ));
-    }
-    if config.get_application_name().is_none() {
-        // Lets a DBA tell our connections apart in pg_stat_activity.
-        config.application_name(application_name);
-    }
-    let connect_timeout_ms = match config.get_connect_timeout() {
-        Some(t) => u64::try_from(t.as_millis()).unwrap_or(u64::MAX),
-        None => {
-            if options.connect_timeout_ms > 0 {
-                config.connect_timeout(Duration::from_millis(options.connect_timeout_ms));
-            }
-            options.connect_timeout_ms
-        }
-    };
-    let limit = |ms: u64| (ms > 0).then(|| Duration::from_millis(ms));
-    let manager = Manager::from_config(
-        config,
-        NoTls,
-        // Fast: a closed connection is dropped on checkout without a round trip; one
-        // that died unnoticed is caught by the retry in `with_retry`.
-        ManagerConfig {
-            recycling_method: RecyclingMethod::Fast,
-        },
-    );
-    let pool = Pool::builder(manager)
-        .max_size(options.max_connections)
-        .wait_timeout(limit(options.wait_timeout_ms))
-        .create_timeout(limit(connect_timeout_ms))
-        .runtime(Runtime::Tokio1)
-        .build()
-        .map_err(|e| SessionError::Pool(format!("cannot build the connection pool: {e}")))?;
-    Ok((pool, connect_timeout_ms))
 }
 
 impl PostgresAdapter {
     /// Prepares a pool for `connection_string` (a `postgresql://` URL or `key=value` pairs).
     /// Does not connect: the first call does.
     pub fn new(connection_string: &str, options: PostgresOptions) -> Result<PostgresAdapter> {
-        let (pool, connect_timeout_ms) =
-            connection_pool(connection_string, &options, "slices-session")?;
-        Ok(PostgresAdapter {
-            pool,
-            schema: tokio::sync::OnceCell::new(),
-            closed: AtomicBool::new(false),
-            max_connections: options.max_connections,
-            wait_timeout_ms: options.wait_timeout_ms,
-            connect_timeout_ms,
-            query_timeout: (options.query_timeout_ms > 0)
-                .then(|| std::time::Duration::from_millis(options.query_timeout_ms)),
-        })
+        let schema = Schema {
+            sql: SCHEMA,
+            advisory_lock_key: SCHEMA_LOCK_KEY,
+            action: "create the sessions table",
+        };
+        let pool = PgPool::new(
+            connection_string,
+            &options,
+            "slices-session",
+            "PostgresAdapter",
+            schema,
+        )?;
+        Ok(PostgresAdapter { pool })
     }
 
     /// Creates the table and indexes if missing (at most once per adapter; safe to run from
     /// several processes at once). Optional: the first call of any method does it.
     pub async fn initialize(&self) -> Result<()> {
-        self.ensure_schema().await
-    }
-
-    async fn ensure_schema(&self) -> Result<()> {
-        // Checked here too: once the schema exists, no call would reach the pool's check.
-        if self.closed.load(Ordering::Acquire) {
-            return Err(SessionError::AdapterClosed);
-        }
-        self.schema
-            .get_or_try_init(|| self.create_schema())
-            .await
-            .map(|_| ())
-    }
-
-    async fn create_schema(&self) -> Result<()> {
-        self.with_retry("create the sessions table", |mut client| async move {
-            let result = async {
-                let tx = client.transaction().await?;
-                tx.execute(
-                    "SELECT pg_advisory_xact_lock($1::bigint)",
-                    &[&SCHEMA_LOCK_KEY],
-                )
-                .await?;
-                tx.batch_execute(SCHEMA).await?;
-                tx.commit().await
-            }
-            .await;
-            (client, result)
-        })
-        .await
-    }
-
-    /// A pooled connection, or the reason there is none.
-    async fn client(&self) -> Result<Object> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(SessionError::AdapterClosed);
-        }
-        // The pool's timeouts and the connection tasks need Tokio; without it they would
-        // panic, so say so instead.
-        if tokio::runtime::Handle::try_current().is_err() {
-            return Err(SessionError::Internal(
-                "PostgresAdapter was called outside a Tokio runtime".into(),
-            ));
-        }
-        self.pool.get().await.map_err(|e| match e {
-            PoolError::Backend(source) => SessionError::Postgres {
-                action: "connect to the server",
-                source,
-            },
-            PoolError::Closed => SessionError::AdapterClosed,
-            PoolError::Timeout(TimeoutType::Wait) => SessionError::Pool(format!(
-                "no connection became free within {} ms (all {} in use)",
-                self.wait_timeout_ms, self.max_connections
-            )),
-            PoolError::Timeout(TimeoutType::Create) => SessionError::Pool(format!(
-                "connecting to the server took longer than {} ms",
-                self.connect_timeout_ms
-            )),
-            PoolError::Timeout(TimeoutType::Recycle) => {
-                SessionError::Pool("checking a pooled connection timed out".into())
-            }
-            other => SessionError::Pool(other.to_string()),
-        })
-    }
-
-    /// Runs `op` on a pooled connection; when the connection proves dead, once more on a
-    /// fresh one. `op` hands the connection back so that a dead one can be thrown away.
-    async fn with_retry<T, F, Fut>(&self, action: &'static str, mut op: F) -> Result<T>
-    where
-        F: FnMut(Object) -> Fut,
-        Fut: Future<Output = (Object, std::result::Result<T, tokio_postgres::Error>)>,
-    {
-        let mut retried = false;
-        loop {
-            // The limit covers the whole attempt: waiting for a connection, connecting, and
-            // the statements (a hung server can stall any of them).
-            let attempt = async {
-                let client = self.client().await?;
-                Ok::<_, SessionError>(op(client).await)
-            };
-            let (client, result) = match self.query_timeout {
-                None => attempt.await?,
-                Some(limit) => match tokio::time::timeout(limit, attempt).await {
-                    Ok(done) => done?,
-                    Err(_) => {
-                        // A connection in use went back to the pool when the attempt was
-                        // dropped; it may be stuck, and so may the idle ones: drop them all.
-                        let _ = self.pool.retain(|_, _| false);
-                        return Err(SessionError::Timeout {
-                            backend: "PostgreSQL",
-                            action,
-                            ms: limit.as_millis() as u64,
-                        });
-                    }
-                },
-            };
-            let source = match result {
-                Ok(value) => return Ok(value),
-                Err(source) => source,
-            };
-            if !connection_lost(&source) {
-                return Err(SessionError::Postgres { action, source });
-            }
-            // Never let a dead connection back into the pool. The idle ones are most likely
-            // dead too (a server restart ends them all), so drop them and connect afresh.
-            drop(Object::take(client));
-            let _ = self.pool.retain(|_, _| false);
-            if retried {
-                return Err(SessionError::Postgres { action, source });
-            }
-            retried = true;
-        }
+        self.pool.ensure_schema().await
     }
 
     async fn query(
@@ -346,27 +154,11 @@ impl PostgresAdapter {
         sql: &str,
         params: &[Param<'_>],
     ) -> Result<Vec<Row>> {
-        self.ensure_schema().await?;
-        self.with_retry(action, |client| async move {
-            let result = match client.prepare_cached(sql).await {
-                Ok(stmt) => client.query(&stmt, params).await,
-                Err(e) => Err(e),
-            };
-            (client, result)
-        })
-        .await
+        self.pool.query(action, sql, params).await
     }
 
     async fn execute(&self, action: &'static str, sql: &str, params: &[Param<'_>]) -> Result<u64> {
-        self.ensure_schema().await?;
-        self.with_retry(action, |client| async move {
-            let result = match client.prepare_cached(sql).await {
-                Ok(stmt) => client.execute(&stmt, params).await,
-                Err(e) => Err(e),
-            };
-            (client, result)
-        })
-        .await
+        self.pool.execute(action, sql, params).await
     }
 
     async fn query_session(
@@ -380,21 +172,6 @@ impl PostgresAdapter {
             None => Ok(None),
         }
     }
-}
-
-/// Whether the error means the connection is gone (server restart or shutdown, network
-/// failure), so that the same statement may succeed on a new connection.
-fn connection_lost(e: &tokio_postgres::Error) -> bool {
-    if e.is_closed() {
-        return true;
-    }
-    if let Some(code) = e.code() {
-        return *code == SqlState::ADMIN_SHUTDOWN
-            || *code == SqlState::CRASH_SHUTDOWN
-            || *code == SqlState::IDLE_SESSION_TIMEOUT;
-    }
-    // Socket errors (reset, broken pipe) carry the io::Error as their source.
-    std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>())
 }
 
 fn read_session(row: &Row) -> Result<SessionData> {
@@ -598,8 +375,6 @@ impl SessionAdapter for PostgresAdapter {
     }
 
     async fn close(&self) -> Result<()> {
-        self.closed.store(true, Ordering::Release);
-        // Idle connections are closed now; ones in use close when their call finishes.
         self.pool.close();
         Ok(())
     }

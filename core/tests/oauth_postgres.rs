@@ -210,6 +210,62 @@ async fn storage_operations() {
     assert!(s.get_tokens("sid").await.is_err());
 }
 
+/// Each call is limited (`query_timeout_ms`, shared with the session adapter): a storage
+/// whose table is locked by someone else fails in bounded time with a clear error, and works
+/// again once the lock is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocked_call_is_limited_then_the_storage_recovers() {
+    let url = schema_url("limit").await;
+    let s = PostgresOAuthStorage::new(
+        &url,
+        PostgresOptions {
+            query_timeout_ms: 300,
+            ..PostgresOptions::default()
+        },
+    )
+    .unwrap();
+    s.initialize().await.unwrap();
+    let tokens = OAuthTokens {
+        access_token: "at".into(),
+        token_type: "Bearer".into(),
+        refresh_token: Some("rt".into()),
+        expires_at: None,
+        scope: None,
+    };
+    s.set_tokens(&tokens, "sid").await.unwrap();
+
+    let (admin, connection) = tokio_postgres::connect(&url, NoTls).await.unwrap();
+    let driver = tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    admin
+        .batch_execute("BEGIN; LOCK TABLE slices_oauth_tokens IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let err = s.get_tokens("sid").await.unwrap_err();
+    let waited = started.elapsed();
+    assert!(
+        matches!(
+            err,
+            slices_session_core::error::SessionError::Timeout {
+                backend: "PostgreSQL",
+                ms: 300,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(
+        waited >= Duration::from_millis(250) && waited < Duration::from_secs(5),
+        "{waited:?}"
+    );
+    admin.batch_execute("COMMIT").await.unwrap();
+    drop(admin);
+    let _ = driver.await;
+    assert_eq!(s.get_tokens("sid").await.unwrap(), Some(tokens));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oauth_session_rows_of_the_spec_table() {
     let fx = Fx::new("rows").await;

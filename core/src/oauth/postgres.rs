@@ -1,9 +1,8 @@
 //! `PostgresOAuthStorage`: OAuth state in PostgreSQL, shared by any number of processes.
 //!
-//! Built like the session adapter (`crate::postgres`): a bounded deadpool pool that connects
-//! lazily, the schema created on first use, one statement per operation (retried once on a
-//! fresh connection when the connection proves dead; every statement here is safe to run
-//! twice).
+//! On the session adapter's pool (`crate::pg_pool`): connects lazily, creates the schema on
+//! first use, limits each call (10 s by default), and retries a statement once on a fresh
+//! connection when the connection proves dead (every statement here is safe to run twice).
 //!
 //! The refresh lock is a lease row, not an advisory lock. `pg_try_advisory_lock` is tied to
 //! a connection: the connection would have to stay checked out (and alive) for the whole
@@ -13,19 +12,14 @@
 //! and expires on its own when its holder dies. Lease times come from the database's clock
 //! (`clock_timestamp()`), so processes on machines with skewed clocks agree on expiry.
 
-use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use async_trait::async_trait;
-use deadpool_postgres::{Object, Pool, PoolError, TimeoutType};
-use tokio_postgres::error::SqlState;
-use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
 use crate::error::{Result, SessionError};
 use crate::oauth::config::{OAuthTokens, PkceState};
 use crate::oauth::refresh::RefreshAttempt;
 use crate::oauth::storage::OAuthStorage;
+use crate::pg_pool::{Param, PgPool, Schema};
 use crate::postgres::PostgresOptions;
 use crate::session::{now_millis, Millis};
 
@@ -85,127 +79,39 @@ const GET_ATTEMPT: &str = "SELECT refresh_attempt_token, refresh_attempt_at, ref
 const SET_ATTEMPT: &str = "UPDATE slices_oauth_tokens SET refresh_attempt_token = $2, \
      refresh_attempt_at = $3, refresh_attempt_lost = $4 WHERE session_id = $1";
 
-type Param<'a> = &'a (dyn ToSql + Sync);
-
 /// OAuth state in PostgreSQL tables (in the connection's `search_path`).
 pub struct PostgresOAuthStorage {
-    pool: Pool,
-    schema: tokio::sync::OnceCell<()>,
-    closed: AtomicBool,
-    max_connections: usize,
-    wait_timeout_ms: u64,
-    connect_timeout_ms: u64,
+    pool: PgPool,
 }
 
 impl std::fmt::Debug for PostgresOAuthStorage {
-    // Not derived: the pool's configuration holds the password.
+    // The pool's Debug leaves out the configuration, which holds the password.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PostgresOAuthStorage")
-            .field("max_connections", &self.max_connections)
-            .field("closed", &self.closed)
-            .finish_non_exhaustive()
+        self.pool.fmt(f)
     }
 }
 
 impl PostgresOAuthStorage {
     /// Prepares a pool for `connection_string`. Does not connect: the first call does.
     pub fn new(connection_string: &str, options: PostgresOptions) -> Result<PostgresOAuthStorage> {
-        let (pool, connect_timeout_ms) =
-            crate::postgres::connection_pool(connection_string, &options, "slices-session-oauth")?;
-        Ok(PostgresOAuthStorage {
-            pool,
-            schema: tokio::sync::OnceCell::new(),
-            closed: AtomicBool::new(false),
-            max_connections: options.max_connections,
-            wait_timeout_ms: options.wait_timeout_ms,
-            connect_timeout_ms,
-        })
+        let schema = Schema {
+            sql: SCHEMA,
+            advisory_lock_key: SCHEMA_LOCK_KEY,
+            action: "create the OAuth tables",
+        };
+        let pool = PgPool::new(
+            connection_string,
+            &options,
+            "slices-session-oauth",
+            "PostgresOAuthStorage",
+            schema,
+        )?;
+        Ok(PostgresOAuthStorage { pool })
     }
 
     /// Creates the tables if missing. Optional: the first call of any method does it.
     pub async fn initialize(&self) -> Result<()> {
-        self.ensure_schema().await
-    }
-
-    async fn ensure_schema(&self) -> Result<()> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(SessionError::AdapterClosed);
-        }
-        self.schema
-            .get_or_try_init(|| {
-                self.with_retry("create the OAuth tables", |mut client| async move {
-                    let result = async {
-                        let tx = client.transaction().await?;
-                        tx.execute(
-                            "SELECT pg_advisory_xact_lock($1::bigint)",
-                            &[&SCHEMA_LOCK_KEY],
-                        )
-                        .await?;
-                        tx.batch_execute(SCHEMA).await?;
-                        tx.commit().await
-                    }
-                    .await;
-                    (client, result)
-                })
-            })
-            .await
-            .map(|_| ())
-    }
-
-    async fn client(&self) -> Result<Object> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(SessionError::AdapterClosed);
-        }
-        if tokio::runtime::Handle::try_current().is_err() {
-            return Err(SessionError::Internal(
-                "PostgresOAuthStorage was called outside a Tokio runtime".into(),
-            ));
-        }
-        self.pool.get().await.map_err(|e| match e {
-            PoolError::Backend(source) => SessionError::Postgres {
-                action: "connect to the server",
-                source,
-            },
-            PoolError::Closed => SessionError::AdapterClosed,
-            PoolError::Timeout(TimeoutType::Wait) => SessionError::Pool(format!(
-                "no connection became free within {} ms (all {} in use)",
-                self.wait_timeout_ms, self.max_connections
-            )),
-            PoolError::Timeout(TimeoutType::Create) => SessionError::Pool(format!(
-                "connecting to the server took longer than {} ms",
-                self.connect_timeout_ms
-            )),
-            PoolError::Timeout(TimeoutType::Recycle) => {
-                SessionError::Pool("checking a pooled connection timed out".into())
-            }
-            other => SessionError::Pool(other.to_string()),
-        })
-    }
-
-    /// Runs `op` on a pooled connection; when the connection proves dead, once more on a
-    /// fresh one (a server restart ends every pooled connection).
-    async fn with_retry<T, F, Fut>(&self, action: &'static str, mut op: F) -> Result<T>
-    where
-        F: FnMut(Object) -> Fut,
-        Fut: Future<Output = (Object, std::result::Result<T, tokio_postgres::Error>)>,
-    {
-        let mut retried = false;
-        loop {
-            let (client, result) = op(self.client().await?).await;
-            let source = match result {
-                Ok(value) => return Ok(value),
-                Err(source) => source,
-            };
-            if !connection_lost(&source) || retried {
-                if connection_lost(&source) {
-                    drop(Object::take(client));
-                }
-                return Err(SessionError::Postgres { action, source });
-            }
-            drop(Object::take(client));
-            let _ = self.pool.retain(|_, _| false);
-            retried = true;
-        }
+        self.pool.ensure_schema().await
     }
 
     async fn query(
@@ -214,42 +120,12 @@ impl PostgresOAuthStorage {
         sql: &str,
         params: &[Param<'_>],
     ) -> Result<Vec<Row>> {
-        self.ensure_schema().await?;
-        self.with_retry(action, |client| async move {
-            let result = match client.prepare_cached(sql).await {
-                Ok(stmt) => client.query(&stmt, params).await,
-                Err(e) => Err(e),
-            };
-            (client, result)
-        })
-        .await
+        self.pool.query(action, sql, params).await
     }
 
     async fn execute(&self, action: &'static str, sql: &str, params: &[Param<'_>]) -> Result<u64> {
-        self.ensure_schema().await?;
-        self.with_retry(action, |client| async move {
-            let result = match client.prepare_cached(sql).await {
-                Ok(stmt) => client.execute(&stmt, params).await,
-                Err(e) => Err(e),
-            };
-            (client, result)
-        })
-        .await
+        self.pool.execute(action, sql, params).await
     }
-}
-
-/// Whether the connection is gone (server restart, network failure), so that the same
-/// statement may succeed on a new connection.
-fn connection_lost(e: &tokio_postgres::Error) -> bool {
-    if e.is_closed() {
-        return true;
-    }
-    if let Some(code) = e.code() {
-        return *code == SqlState::ADMIN_SHUTDOWN
-            || *code == SqlState::CRASH_SHUTDOWN
-            || *code == SqlState::IDLE_SESSION_TIMEOUT;
-    }
-    std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>())
 }
 
 fn row_err(action: &'static str) -> impl Fn(tokio_postgres::Error) -> SessionError {
@@ -390,7 +266,6 @@ impl OAuthStorage for PostgresOAuthStorage {
     }
 
     async fn close(&self) -> Result<()> {
-        self.closed.store(true, Ordering::Release);
         self.pool.close();
         Ok(())
     }
