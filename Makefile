@@ -11,9 +11,8 @@ export DENO_DIR := $(CURDIR)/.deno
 PROFILE ?= release
 NAPI_FLAGS := $(if $(filter release,$(PROFILE)),--release,)
 CARGO_PROFILE_FLAGS := $(if $(filter release,$(PROFILE)),--release,)
-# The conformance suite against the JSR package: all of it but OAuth, which the FFI binding
-# does not expose yet (its natives throw "not available through the Deno FFI binding yet").
-JSR_SUITE := $(filter-out tests/oauth-%.test.mjs tests/readme-oauth-samples.test.mjs,$(wildcard tests/*.test.mjs))
+# The conformance suite against the JSR package: all of it, OAuth included, as on Node.
+JSR_SUITE := $(wildcard tests/*.test.mjs)
 # --node-modules-dir=manual: use the root node_modules as npm installed it (hono for the README
 # samples); Deno must never install or rewrite it.
 DENO_TEST := $(DENO) test -A --node-modules-dir=manual
@@ -69,7 +68,7 @@ test: lint test-rust test-node test-deno
 # linux-x64-gnu platform package). `make test-install`: installs them into a fresh project with
 # no Rust toolchain on PATH; Basic Usage on Node 20 and 24, tsc over every export.
 # `make test-e2e`: Chromium (Debian's, driven by playwright-core) logs in and out of every
-# example app (examples/), on Node and on Deno.
+# example app (examples/), on Node (npm package) and on Deno (JSR package).
 .PHONY: package test-install test-e2e
 package: build
 	SKIP_BUILD=1 scripts/package.sh
@@ -77,11 +76,13 @@ package: build
 test-install: package
 	tests/install/run.sh
 
-test-e2e: build
+test-e2e: build build-deno
 	tests/e2e/run.sh
 
-# Fault injection: PostgreSQL restarts, pool exhaustion, SQLite writers killed mid-load, ...
-test-faults: build
+# Fault injection: PostgreSQL restarts, pool exhaustion, SQLite writers killed mid-load, the
+# OAuth authorization server down/slow/failing, the no-panic scenarios on Deno (FFI), and the
+# demo's load test on Node and on Deno.
+test-faults: build build-deno
 	scripts/with-postgres.sh tests/faults/run.sh
 
 # Benchmarks: `make bench` (full) or `make bench QUICK=1` (< 3 minutes). Prints a table and

@@ -64,18 +64,23 @@ export const parseCookie: typeof T.parseCookie = api.parseCookie;
 /** Serialises a `Set-Cookie` value. */
 export const serializeCookie: typeof T.serializeCookie = api.serializeCookie;
 
-/** Not available through FFI yet: rejects with a SessionError saying so (use `npm:` for OAuth). */
+/**
+ * OAuth sessions (SPEC §6): wraps a `SessionStore` with an OAuth token storage; tokens are
+ * refreshed before they expire, one refresh per session at a time (in this process and, with
+ * the SQLite or PostgreSQL storage, across processes). `onTokenRefresh`, `onLogout` and
+ * `onError` are awaited one at a time, in the order things happened.
+ */
 export const withOAuthSession: typeof T.withOAuthSession = api.withOAuthSession;
-/** Not available through FFI yet (see {@link withOAuthSession}). */
+/** PKCE login, userinfo and token refresh for one session (mirrors `@slices/oauth`'s `OAuthClient`). */
 export const OAuthClient: typeof T.OAuthClient = api.OAuthClient;
 export type OAuthClient = T.OAuthClient;
-/** Not available through FFI yet (see {@link withOAuthSession}). */
+/** OAuth tokens in process memory (native). */
 export const MemoryOAuthStorage: typeof T.MemoryOAuthStorage = api.MemoryOAuthStorage;
 export type MemoryOAuthStorage = T.MemoryOAuthStorage;
-/** Not available through FFI yet (see {@link withOAuthSession}). */
+/** OAuth tokens in an SQLite file (native; shared safely by several processes). */
 export const SQLiteOAuthStorage: typeof T.SQLiteOAuthStorage = api.SQLiteOAuthStorage;
 export type SQLiteOAuthStorage = T.SQLiteOAuthStorage;
-/** Not available through FFI yet (see {@link withOAuthSession}). */
+/** OAuth tokens in PostgreSQL (native; pooled, shared safely by several processes). */
 export const PostgresOAuthStorage: typeof T.PostgresOAuthStorage = api.PostgresOAuthStorage;
 export type PostgresOAuthStorage = T.PostgresOAuthStorage;
 

@@ -1,13 +1,13 @@
 // The Deno FFI implementation of the "native" interface that npm/session.js builds the public
 // API from (npm/native.d.ts describes it; the N-API addon is the other implementation). Only
 // marshalling lives here: JSON over (pointer, length) buffers, handle lifetimes, and the
-// request protocol through which the Rust store calls JS adapters. docs/deno-ffi.md explains
-// the design.
+// request protocol through which Rust calls JS (custom adapters, OAuth storages, OAuth
+// events). docs/deno-ffi.md explains the design.
 
 import { locateLibrary } from "./loader.ts";
 
 /** Must equal ABI_VERSION in bindings-deno/src/lib.rs. */
-const ABI_VERSION = 1;
+const ABI_VERSION = 2;
 
 const SYMBOLS = {
   ssd_abi_version: { parameters: [], result: "u32" },
@@ -38,6 +38,31 @@ const SYMBOLS = {
   ssd_js_channel_close: { parameters: ["u64"], result: "void" },
   ssd_js_take: { parameters: ["u64"], result: "pointer" },
   ssd_js_complete: { parameters: ["u64", "u64", "buffer", "usize"], result: "void" },
+  ssd_oauth_storage_open: { parameters: ["buffer", "usize"], result: "pointer" },
+  ssd_oauth_storage_call: { parameters: ["u64", "u32", "buffer", "usize"], result: "pointer" },
+  // For PostgreSQL and JS storages.
+  ssd_oauth_storage_call_nonblocking: {
+    name: "ssd_oauth_storage_call",
+    parameters: ["u64", "u32", "buffer", "usize"],
+    result: "pointer",
+    nonblocking: true,
+  },
+  ssd_oauth_storage_free: { parameters: ["u64"], result: "void" },
+  ssd_oauth_manager_open: { parameters: ["buffer", "usize"], result: "pointer" },
+  // Manager and client calls may do HTTP and call JS (events, JS storages): nonblocking only.
+  ssd_oauth_manager_call: {
+    parameters: ["u64", "u32", "buffer", "usize"],
+    result: "pointer",
+    nonblocking: true,
+  },
+  ssd_oauth_manager_free: { parameters: ["u64"], result: "void" },
+  ssd_oauth_client_open: { parameters: ["buffer", "usize"], result: "pointer" },
+  ssd_oauth_client_call: {
+    parameters: ["u64", "u32", "buffer", "usize"],
+    result: "pointer",
+    nonblocking: true,
+  },
+  ssd_oauth_client_free: { parameters: ["u64"], result: "void" },
 } as const;
 
 // Operation numbers: the order of AdapterOp / StoreOp in bindings-deno/src/handles.rs.
@@ -71,6 +96,33 @@ const StoreOp = {
   deleteUserSessions: 10,
   regenerateSession: 11,
   close: 12,
+} as const;
+
+// The order of StorageOp / ManagerOp / ClientOp in bindings-deno/src/oauth/mod.rs.
+const OAuthStorageOp = {
+  getTokens: 0,
+  setTokens: 1,
+  clearTokens: 2,
+  initialize: 3,
+  close: 4,
+  size: 5,
+} as const;
+
+const OAuthManagerOp = {
+  createOAuthSession: 0,
+  getOAuthSession: 1,
+  getAccessToken: 2,
+  hasValidOAuthTokens: 3,
+  logout: 4,
+} as const;
+
+const OAuthClientOp = {
+  authorize: 0,
+  handleCallback: 1,
+  getUserInfo: 2,
+  refreshAccessToken: 3,
+  ensureValidToken: 4,
+  logout: 5,
 } as const;
 
 const libraryPath = await locateLibrary();
@@ -134,17 +186,39 @@ function encodeScratch(args: unknown): Uint8Array<ArrayBuffer> {
   return scratch.subarray(0, written);
 }
 
-/** Settles a nonblocking call; `args` stays referenced (untouched) until then. */
-async function replyLater(call: Promise<Deno.PointerValue>, args: Uint8Array): Promise<unknown> {
+/**
+ * Settles a nonblocking call. `args` and `owner` (the JS object whose handle is called) stay
+ * referenced until then: Deno does not keep the argument buffer alive, and it may start the
+ * export on its blocking thread only later; were the owner collected meanwhile, its finalizer
+ * would free the handle before the call looks it up.
+ */
+async function replyLater(call: Promise<Deno.PointerValue>, args: Uint8Array, owner: object): Promise<unknown> {
   const pointer = await call;
-  // Deno does not keep the argument buffer alive for a nonblocking call: we do, until here.
   void args.byteLength;
+  keepAlive(owner);
   return reply(pointer);
 }
 
-// Handles are freed by close() and, when close() was forgotten, by these finalizers.
-const adapterFinalizer = new FinalizationRegistry<bigint>((handle) => ffi.ssd_adapter_free(handle));
-const storeFinalizer = new FinalizationRegistry<bigint>((handle) => ffi.ssd_store_free(handle));
+/** Does nothing, visibly to the optimiser: `value` is reachable until here. */
+function keepAlive(value: object): void {
+  if (value === keptAliveSentinel) throw new Error("unreachable");
+}
+const keptAliveSentinel = {};
+
+// Handles are freed by close() and, when close() was forgotten, by these finalizers. Freeing a
+// handle may release JS objects the native side called (a JS adapter, an OAuth storage, OAuth
+// callbacks): the finalizer then lets them go at once (drainReleases).
+function finalizer(free: (handle: bigint) => void): FinalizationRegistry<bigint> {
+  return new FinalizationRegistry<bigint>((handle) => {
+    free(handle);
+    drainReleases();
+  });
+}
+const adapterFinalizer = finalizer((handle) => ffi.ssd_adapter_free(handle));
+const storeFinalizer = finalizer((handle) => ffi.ssd_store_free(handle));
+const oauthStorageFinalizer = finalizer((handle) => ffi.ssd_oauth_storage_free(handle));
+const oauthManagerFinalizer = finalizer((handle) => ffi.ssd_oauth_manager_free(handle));
+const oauthClientFinalizer = finalizer((handle) => ffi.ssd_oauth_client_free(handle));
 
 interface Opened {
   id: number;
@@ -184,7 +258,7 @@ class FfiAdapter {
       return reply(ffi.ssd_adapter_call(this.#handle, op, bytes, BigInt(bytes.length)));
     }
     const bytes = encode(args);
-    return replyLater(ffi.ssd_adapter_call_nonblocking(this.#handle, op, bytes, BigInt(bytes.length)), bytes);
+    return replyLater(ffi.ssd_adapter_call_nonblocking(this.#handle, op, bytes, BigInt(bytes.length)), bytes, this);
   }
 
   get(id: string): unknown {
@@ -234,19 +308,33 @@ class FfiAdapter {
   }
 }
 
-// ---- stores over JS adapters -------------------------------------------------------------------
+// ---- JS objects called from Rust: custom adapters, OAuth storages, OAuth events --------------
 
-/** The functions npm/session.js's jsAdapterFunctions() makes from a user's adapter. */
-type JsAdapterFns = Record<string, ((...args: unknown[]) => Promise<unknown>) | undefined>;
+/**
+ * The functions npm/session.js makes from a user's object: jsAdapterFunctions() for an adapter,
+ * `{getTokens, setTokens, clearTokens}` for an OAuth storage, `{onEvent}` for withOAuthSession's
+ * callbacks. Each returns a Promise.
+ */
+type JsFns = Record<string, ((...args: unknown[]) => Promise<unknown>) | undefined>;
 
 type ChannelMessage =
   | { id: number; bridge: number; method: string; args: unknown[] }
   | { release: number };
 
-/** The adapters of live stores, by bridge number (the native side asks for them by number). */
-const bridges = new Map<number, JsAdapterFns>();
+/**
+ * The JS objects native handles call, by bridge number (the native side asks for them by
+ * number, and releases the number when its handle is gone).
+ *
+ * A JS adapter's functions are held here until that release. OAuth's are held weakly, and
+ * strongly by the JS object owning the native handle (the storage handle holds a storage's
+ * functions, the manager its callbacks; managers and clients hold their storage handle):
+ * npm/session.js keys a storage's handle by the storage object in a WeakMap, and callbacks
+ * often reach the manager, so a strong entry here would keep both alive forever.
+ */
+const bridges = new Map<number, JsFns | WeakRef<JsFns>>();
 let nextBridge = 1;
 let channel: bigint | undefined;
+let channelClosed = false;
 // Kept for the life of the process: the notifier thread may call it at any time.
 let notifier: Deno.UnsafeCallback<{ readonly parameters: readonly []; readonly result: "void" }> | undefined;
 
@@ -279,12 +367,14 @@ function drain(): void {
       bridges.delete(message.release);
       continue;
     }
-    const fn = bridges.get(message.bridge)?.[message.method];
+    const entry = bridges.get(message.bridge);
+    const fn = (entry instanceof WeakRef ? entry.deref() : entry)?.[message.method];
     if (fn === undefined) {
-      complete(message.id, { err: `${message.method} is not available on this adapter` });
+      complete(message.id, { err: `${message.method} is not available on this JS object` });
       continue;
     }
-    // Started now, settled whenever the adapter's Promise does.
+    // Started now, in queue order, settled whenever the function's Promise does. (OAuth events
+    // are ordered by the native side: it queues an event only once the previous one settled.)
     Promise.resolve()
       .then(() => fn(...message.args))
       .then(
@@ -292,6 +382,16 @@ function drain(): void {
         (error) => complete(message.id, { err: errorText(error) }),
       );
   }
+}
+
+/**
+ * Drains the queue now, on the JS thread. A release never wakes the notifier (see
+ * docs/deno-ffi.md): it rides along with the next request. After a handle was freed or a store
+ * closed, no request may come for a long time (OAuth callbacks that never fire, an app that
+ * stopped using its JS adapter), so the objects the native side let go of are dropped here.
+ */
+function drainReleases(): void {
+  if (channel !== undefined && !channelClosed) drain();
 }
 
 function openChannel(): bigint {
@@ -305,20 +405,45 @@ function openChannel(): bigint {
   // When this JS context ends (a worker, a `deno test` module) while the process goes on, the
   // native side must stop calling into it: the callback would point into a dead isolate.
   globalThis.addEventListener("unload", () => {
+    channelClosed = true;
     ffi.ssd_js_channel_close(opened);
     notifier?.close();
   });
   return opened;
 }
 
+/**
+ * Keeps `fns` under a new bridge number on this context's channel while `open` makes the native
+ * handle that calls them (forgotten again if that fails; later, at the native side's release).
+ * `weak`: only a weak reference is kept here, and the object `open` returns must hold `fns`.
+ */
+function withBridge<T>(
+  fns: JsFns,
+  weak: boolean,
+  open: (js: { channel: number; bridge: number }) => T,
+): T {
+  const bridge = nextBridge++;
+  const channel = Number(openChannel());
+  bridges.set(bridge, weak ? new WeakRef(fns) : fns);
+  try {
+    return open({ channel, bridge });
+  } catch (error) {
+    bridges.delete(bridge);
+    throw error;
+  }
+}
+
 /** `NativeStore` of npm/native.d.ts. */
 class FfiStore {
+  /** The native handle (for withOAuthSession). */
+  readonly id: number;
   readonly isSync: boolean;
   readonly #handle: bigint;
 
   private constructor(spec: Record<string, unknown>) {
     const bytes = encodeKeepingNonFinite(spec);
     const opened = reply(ffi.ssd_store_open(bytes, BigInt(bytes.length))) as Opened;
+    this.id = opened.id;
     this.#handle = BigInt(opened.id);
     this.isSync = opened.isSync;
     storeFinalizer.register(this, this.#handle, this);
@@ -328,21 +453,12 @@ class FfiStore {
     return new FfiStore({ adapter: adapter.id, config });
   }
 
-  static withJsAdapter(fns: JsAdapterFns, config: unknown): FfiStore {
-    const bridge = nextBridge++;
-    const js = {
-      channel: Number(openChannel()),
-      bridge,
+  static withJsAdapter(fns: JsFns, config: unknown): FfiStore {
+    const methods = {
       listByUser: typeof fns.listByUser === "function",
       deleteByUser: typeof fns.deleteByUser === "function",
     };
-    bridges.set(bridge, fns);
-    try {
-      return new FfiStore({ js, config });
-    } catch (error) {
-      bridges.delete(bridge);
-      throw error;
-    }
+    return withBridge(fns, false, (js) => new FfiStore({ js: { ...js, ...methods }, config }));
   }
 
   #call(op: number, args: unknown[], sync: boolean = this.isSync): unknown {
@@ -351,7 +467,7 @@ class FfiStore {
       return reply(ffi.ssd_store_call(this.#handle, op, bytes, BigInt(bytes.length)));
     }
     const bytes = encode(args);
-    return replyLater(ffi.ssd_store_call_nonblocking(this.#handle, op, bytes, BigInt(bytes.length)), bytes);
+    return replyLater(ffi.ssd_store_call_nonblocking(this.#handle, op, bytes, BigInt(bytes.length)), bytes, this);
   }
 
   createSession(id: string | undefined | null, userId: string, handle?: string | null, data?: string | null): unknown {
@@ -395,7 +511,10 @@ class FfiStore {
    * remainder the cookie methods need is freed with the object (finalizer).
    */
   close(): boolean {
-    return this.#call(StoreOp.close, [], true) as boolean;
+    const closed = this.#call(StoreOp.close, [], true) as boolean;
+    // A JS adapter is released now (unless calls are still in flight): let the user's object go.
+    drainReleases();
+    return closed;
   }
 }
 
@@ -414,23 +533,181 @@ function serializeCookie(name: string, value: string, options?: unknown): string
   return reply(ffi.ssd_serialize_cookie(bytes, BigInt(bytes.length))) as string;
 }
 
-/** OAuth is not exposed through FFI yet: its natives fail with a clear error when used. */
-function oauthUnavailable(): never {
-  throw new Error(
-    "SessionError: OAuth (withOAuthSession, OAuthClient, OAuth storages) is not available through " +
-      "the Deno FFI binding yet; under Deno, import the npm package (npm:@slices-rs/session) for OAuth",
-  );
+// ---- OAuth (SPEC §6) ----------------------------------------------------------------------------
+
+/** A nonblocking call of a manager or client operation. */
+function callLater(
+  symbol: (id: bigint, op: number, args: Uint8Array<ArrayBuffer>, len: bigint) => Promise<Deno.PointerValue>,
+  owner: object,
+  handle: bigint,
+  op: number,
+  args: unknown[],
+): Promise<unknown> {
+  const bytes = encode(args);
+  return replyLater(symbol(handle, op, bytes, BigInt(bytes.length)), bytes, owner);
 }
-const OAuthNatives = {
-  memoryStorage: oauthUnavailable,
-  sqliteStorage: oauthUnavailable,
-  postgresStorage: oauthUnavailable,
-  fromJs: oauthUnavailable,
-  create: oauthUnavailable,
-};
-class NativeOAuthClient {
-  constructor() {
-    oauthUnavailable();
+
+/**
+ * `NativeOAuthStorage` of npm/native.d.ts: a native token storage, or a user's JS storage
+ * object (`fromJs`). npm/session.js makes one per JS storage object, so the manager and every
+ * OAuthClient over that object share one refresh flight per session.
+ */
+class FfiOAuthStorage {
+  /** The native handle (for managers and clients). */
+  readonly id: number;
+  readonly isSync: boolean;
+  readonly #handle: bigint;
+  /** A JS storage's functions, which the bridge table holds only weakly. */
+  readonly #jsFns: JsFns | undefined;
+
+  private constructor(spec: Record<string, unknown>, jsFns?: JsFns) {
+    this.#jsFns = jsFns;
+    const bytes = encode(spec);
+    const opened = reply(ffi.ssd_oauth_storage_open(bytes, BigInt(bytes.length))) as Opened;
+    this.id = opened.id;
+    this.#handle = BigInt(opened.id);
+    this.isSync = opened.isSync;
+    oauthStorageFinalizer.register(this, this.#handle, this);
+  }
+
+  static memoryStorage(): FfiOAuthStorage {
+    return new FfiOAuthStorage({ kind: "memory" });
+  }
+
+  static sqliteStorage(path: string): FfiOAuthStorage {
+    return new FfiOAuthStorage({ kind: "sqlite", path });
+  }
+
+  static postgresStorage(url: string, maxConnections?: number | null): FfiOAuthStorage {
+    return new FfiOAuthStorage({ kind: "postgres", url, maxConnections: maxConnections ?? null });
+  }
+
+  /** `fns`: `getTokens`, `setTokens(tokens, sessionId)`, `clearTokens`, bound to the user's object. */
+  static fromJs(fns: JsFns): FfiOAuthStorage {
+    return withBridge(fns, true, (js) => new FfiOAuthStorage({ kind: "js", ...js }, fns));
+  }
+
+  #call(op: number, args: unknown[], sync: boolean = this.isSync): unknown {
+    if (sync) {
+      const bytes = encodeScratch(args);
+      return reply(ffi.ssd_oauth_storage_call(this.#handle, op, bytes, BigInt(bytes.length)));
+    }
+    const bytes = encode(args);
+    return replyLater(ffi.ssd_oauth_storage_call_nonblocking(this.#handle, op, bytes, BigInt(bytes.length)), bytes, this);
+  }
+
+  getTokens(sessionId: string): unknown {
+    return this.#call(OAuthStorageOp.getTokens, [sessionId]);
+  }
+  setTokens(tokens: unknown, sessionId: string): unknown {
+    return this.#call(OAuthStorageOp.setTokens, [tokens, sessionId]);
+  }
+  clearTokens(sessionId: string): unknown {
+    return this.#call(OAuthStorageOp.clearTokens, [sessionId]);
+  }
+  /** PostgreSQL: creates the tables now; the other storages have nothing to do. */
+  initialize(): unknown {
+    return this.#call(OAuthStorageOp.initialize, []);
+  }
+  /** Closes the storage; the handle stays (managers and clients over it get its errors). */
+  close(): unknown {
+    return this.#call(OAuthStorageOp.close, []);
+  }
+  /** Memory storage only: how many sessions have tokens. */
+  size(): number {
+    return this.#call(OAuthStorageOp.size, [], true) as number;
+  }
+}
+
+/** `NativeOAuthManager` of npm/native.d.ts: what `withOAuthSession` returns. */
+class FfiOAuthManager {
+  readonly #handle: bigint;
+  // Held for the bridge table, which holds them only weakly (see `bridges`).
+  readonly #storage: FfiOAuthStorage;
+  readonly #events: JsFns;
+
+  private constructor(handle: bigint, storage: FfiOAuthStorage, events: JsFns) {
+    this.#handle = handle;
+    this.#storage = storage;
+    this.#events = events;
+    oauthManagerFinalizer.register(this, handle, this);
+  }
+
+  /**
+   * `events.onEvent(event)` receives every callback (`tokenRefresh`, `logout`, `error`) through
+   * this context's channel, one at a time and in the order they happened: the native side
+   * awaits each one before it goes on.
+   */
+  static create(
+    store: FfiStore,
+    config: unknown,
+    storage: FfiOAuthStorage,
+    options: unknown,
+    events: JsFns,
+  ): FfiOAuthManager {
+    return withBridge(events, true, (js) => {
+      const bytes = encode({ store: store.id, storage: storage.id, config, options, events: js });
+      const opened = reply(ffi.ssd_oauth_manager_open(bytes, BigInt(bytes.length))) as Opened;
+      return new FfiOAuthManager(BigInt(opened.id), storage, events);
+    });
+  }
+
+  #call(op: number, args: unknown[]): Promise<unknown> {
+    return callLater(ffi.ssd_oauth_manager_call, this, this.#handle, op, args);
+  }
+
+  createOAuthSession(tokens: unknown, sessionId?: string | null): Promise<unknown> {
+    return this.#call(OAuthManagerOp.createOAuthSession, [tokens, sessionId ?? null]);
+  }
+  getOAuthSession(sessionId: string): Promise<unknown> {
+    return this.#call(OAuthManagerOp.getOAuthSession, [sessionId]);
+  }
+  getAccessToken(sessionId: string): Promise<unknown> {
+    return this.#call(OAuthManagerOp.getAccessToken, [sessionId]);
+  }
+  hasValidOAuthTokens(sessionId: string): Promise<unknown> {
+    return this.#call(OAuthManagerOp.hasValidOAuthTokens, [sessionId]);
+  }
+  logout(sessionId: string): Promise<unknown> {
+    return this.#call(OAuthManagerOp.logout, [sessionId]);
+  }
+}
+
+/** `NativeOAuthClient` of npm/native.d.ts: `new OAuthClient(config, storage, sessionId)`. */
+class FfiOAuthClient {
+  readonly #handle: bigint;
+  // Held for the bridge table, which holds a JS storage's functions only weakly.
+  readonly #storage: FfiOAuthStorage;
+
+  constructor(config: unknown, storage: FfiOAuthStorage, sessionId: string) {
+    this.#storage = storage;
+    const bytes = encode({ config, storage: storage.id, sessionId });
+    const opened = reply(ffi.ssd_oauth_client_open(bytes, BigInt(bytes.length))) as Opened;
+    this.#handle = BigInt(opened.id);
+    oauthClientFinalizer.register(this, this.#handle, this);
+  }
+
+  #call(op: number, args: unknown[]): Promise<unknown> {
+    return callLater(ffi.ssd_oauth_client_call, this, this.#handle, op, args);
+  }
+
+  authorize(loginHint?: string | null): Promise<unknown> {
+    return this.#call(OAuthClientOp.authorize, [loginHint ?? null]);
+  }
+  handleCallback(code: string, state: string): Promise<unknown> {
+    return this.#call(OAuthClientOp.handleCallback, [code, state]);
+  }
+  getUserInfo(): Promise<unknown> {
+    return this.#call(OAuthClientOp.getUserInfo, []);
+  }
+  refreshAccessToken(): Promise<unknown> {
+    return this.#call(OAuthClientOp.refreshAccessToken, []);
+  }
+  ensureValidToken(): Promise<unknown> {
+    return this.#call(OAuthClientOp.ensureValidToken, []);
+  }
+  logout(): Promise<unknown> {
+    return this.#call(OAuthClientOp.logout, []);
   }
 }
 
@@ -438,9 +715,9 @@ class NativeOAuthClient {
 export interface NativeBinding {
   readonly NativeAdapter: typeof FfiAdapter;
   readonly NativeStore: typeof FfiStore;
-  readonly NativeOAuthStorage: typeof OAuthNatives;
-  readonly NativeOAuthManager: typeof OAuthNatives;
-  readonly NativeOAuthClient: typeof NativeOAuthClient;
+  readonly NativeOAuthStorage: typeof FfiOAuthStorage;
+  readonly NativeOAuthManager: typeof FfiOAuthManager;
+  readonly NativeOAuthClient: typeof FfiOAuthClient;
   parseCookie(header: string): Record<string, string>;
   serializeCookie(name: string, value: string, options?: unknown): string;
   /** Where the library was loaded from (diagnostics). */
@@ -450,9 +727,9 @@ export interface NativeBinding {
 export const native: NativeBinding = {
   NativeAdapter: FfiAdapter,
   NativeStore: FfiStore,
-  NativeOAuthStorage: OAuthNatives,
-  NativeOAuthManager: OAuthNatives,
-  NativeOAuthClient,
+  NativeOAuthStorage: FfiOAuthStorage,
+  NativeOAuthManager: FfiOAuthManager,
+  NativeOAuthClient: FfiOAuthClient,
   parseCookie,
   serializeCookie,
   libraryPath,

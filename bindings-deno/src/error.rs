@@ -24,6 +24,11 @@ pub enum FfiError {
     )]
     UnknownOp { kind: &'static str, code: u32 },
 
+    /// A handle number that names nothing (freed, or never issued): a shim bug or a caller
+    /// bypassing the public API. Never a use-after-free: see `registry.rs`.
+    #[error("no {kind} has the handle {id} (it was freed or never existed)")]
+    StaleHandle { kind: &'static str, id: u64 },
+
     /// A method that exists on one kind of handle only (e.g. `MemoryAdapter.clear`), or a
     /// misuse of the ABI that would otherwise deadlock.
     #[error("{0}")]
@@ -55,7 +60,9 @@ impl FfiError {
                 ErrorKind::OAuth => "OAuthError",
             },
             FfiError::Arguments { .. } => "TypeError",
-            FfiError::UnknownOp { .. } | FfiError::Usage(_) => "SessionError",
+            FfiError::UnknownOp { .. } | FfiError::StaleHandle { .. } | FfiError::Usage(_) => {
+                "SessionError"
+            }
             FfiError::Encode(_) | FfiError::Runtime(_) | FfiError::Panic { .. } => "AdapterError",
         }
     }

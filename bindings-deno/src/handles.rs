@@ -30,11 +30,11 @@ pub static STORES: LazyLock<Registry<StoreHandle>> = LazyLock::new(Registry::def
 /// A call's work, to run with [`crate::runtime::complete`].
 pub type Work = Pin<Box<dyn Future<Output = FfiResult<Reply>> + Send>>;
 
-fn ready(reply: FfiResult<Reply>) -> Work {
+pub(crate) fn ready(reply: FfiResult<Reply>) -> Work {
     Box::pin(std::future::ready(reply))
 }
 
-fn args<T: DeserializeOwned>(op: &'static str, json: &[u8]) -> FfiResult<T> {
+pub(crate) fn args<T: DeserializeOwned>(op: &'static str, json: &[u8]) -> FfiResult<T> {
     serde_json::from_slice(json).map_err(|source| FfiError::Arguments { op, source })
 }
 
@@ -279,10 +279,22 @@ impl StoreHandle {
         self.store.is_sync()
     }
 
+    /// The store itself, for `withOAuthSession` (the manager keeps it alive).
+    pub fn shared(&self) -> Arc<SessionStore> {
+        self.store.clone()
+    }
+
+    /// The channel of the store's JS adapter, if it has one.
+    pub fn js_channel(&self) -> Option<u64> {
+        self.js_channel
+    }
+
     /// Refuses a call that would block the JS thread on JS (see `js_bridge`).
     pub fn check_thread(&self, op: StoreOp) -> FfiResult<()> {
         match self.js_channel {
-            Some(channel) if !op.is_immediate() => js_bridge::ensure_not_js_thread(channel),
+            Some(channel) if !op.is_immediate() => {
+                js_bridge::ensure_not_js_thread(channel, "a store over a JS adapter")
+            }
             _ => Ok(()),
         }
     }

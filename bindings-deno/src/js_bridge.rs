@@ -1,22 +1,24 @@
-//! Custom adapters written in JavaScript (SPEC §5), called from the store's futures.
+//! JavaScript code called from Rust futures: custom adapters (SPEC §5), custom OAuth storages
+//! and `withOAuthSession`'s event callback (SPEC §6). Each such JS object is a [`Bridge`].
 //!
 //! Deno gives native code one way to reach JS: `Deno.UnsafeCallback.threadSafe`. Calling it
 //! from another thread blocks that thread until the JS thread has run the callback, and a
 //! callback cannot hand a Promise back. So:
 //!
-//! - a JS adapter call becomes a request (id, bridge, method, JSON arguments) queued on the
-//!   channel of the JS module instance that made the store, plus a oneshot the future awaits;
+//! - a call to a JS function becomes a request (id, bridge, method, JSON arguments) queued on
+//!   the channel of the JS module instance that made the object, plus a oneshot the future
+//!   awaits;
 //! - a dedicated notifier thread per channel calls the JS callback (no arguments) whenever the
 //!   queue became non-empty. Only that thread ever blocks on JS, never a runtime worker, and
 //!   it holds no lock while it does;
-//! - the callback drains the queue with the synchronous `ssd_js_take`, starts each adapter
-//!   method, and reports each outcome with the synchronous `ssd_js_complete`, which only sends
-//!   on the oneshot.
+//! - the callback drains the queue with the synchronous `ssd_js_take`, starts each function
+//!   in queue order, and reports each outcome with the synchronous `ssd_js_complete`, which
+//!   only sends on the oneshot.
 //!
-//! A store over a JS adapter is always called through a `nonblocking` symbol: its future then
-//! blocks one of Deno's blocking threads, and the JS thread stays free to run the callback.
-//! Called synchronously, the JS thread would wait for itself; `ensure_not_js_thread` turns
-//! that deadlock into an error.
+//! A handle whose futures may call JS is always called through a `nonblocking` symbol: its
+//! future then blocks one of Deno's blocking threads, and the JS thread stays free to run the
+//! callback. Called synchronously, the JS thread would wait for itself;
+//! `ensure_not_js_thread` turns that deadlock into an error.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -39,7 +41,7 @@ use crate::wire::{JsAdapterSpec, JsInt, WirePatch, WireSession};
 /// The JS callback: `Deno.UnsafeCallback.threadSafe({ parameters: [], result: "void" }, ...)`.
 pub type Notify = extern "C" fn();
 
-/// A request to JS, or the notice that an adapter is gone (JS then drops its functions).
+/// A request to JS, or the notice that a JS object is gone (JS then drops its functions).
 #[derive(Debug, Serialize)]
 #[serde(untagged)]
 enum Message {
@@ -71,7 +73,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// One per JS module instance that loaded the library (two copies of the package in one
-/// process share the library and its statics, but not their JS adapter tables).
+/// process share the library and its statics, but not their tables of JS objects).
 pub struct Channel {
     /// The thread that opened the channel: the JS thread of that instance.
     js_thread: ThreadId,
@@ -98,7 +100,7 @@ impl Channel {
     fn push_call(&self, message: Message) -> Result<(), String> {
         let mut signal = lock(&self.signal);
         if signal.closed {
-            return Err("the JS context of this adapter has ended".into());
+            return Err("the JS context of this object has ended".into());
         }
         lock(&self.queue).push(message);
         signal.dirty = true;
@@ -142,7 +144,7 @@ impl Channel {
         self.wake.notify_one();
         lock(&self.queue).clear();
         for (_, tx) in lock(&self.pending).drain() {
-            let _ = tx.send(Err("the JS context of this adapter has ended".into()));
+            let _ = tx.send(Err("the JS context of this object has ended".into()));
         }
     }
 }
@@ -210,35 +212,34 @@ pub fn complete(channel_id: u64, id: u64, outcome: &[u8]) -> FfiResult<()> {
     Ok(())
 }
 
-/// Refuses to block the JS thread of `channel_id` (see the module docs).
-pub fn ensure_not_js_thread(channel_id: u64) -> FfiResult<()> {
+/// Refuses to block the JS thread of `channel_id` (see the module docs). `what` names the
+/// caller in the error ("a store over a JS adapter").
+pub fn ensure_not_js_thread(channel_id: u64, what: &str) -> FfiResult<()> {
     match CHANNELS.get(channel_id) {
-        Some(c) if c.js_thread == std::thread::current().id() => Err(FfiError::Usage(
-            "a store over a JS adapter was called through a synchronous FFI symbol; it must \
-             use the nonblocking one (the JS thread would wait for itself)"
-                .into(),
-        )),
+        Some(c) if c.js_thread == std::thread::current().id() => Err(FfiError::Usage(format!(
+            "{what} was called through a synchronous FFI symbol; it must use the nonblocking \
+             one (the JS thread would wait for itself)"
+        ))),
         _ => Ok(()),
     }
 }
 
-/// A `SessionAdapter` whose methods are the JS adapter's, reached through a channel.
-pub struct JsAdapter {
+/// One JS object's functions (a custom adapter, an OAuth storage, `withOAuthSession`'s event
+/// callback), kept by the JS side under a bridge number and reached through a channel. A call
+/// becomes a request and awaits JS's outcome; dropping the bridge lets JS forget the functions
+/// (and so the user's object).
+pub struct Bridge {
     channel: Arc<Channel>,
     channel_id: u64,
     bridge: u64,
-    list_by_user: bool,
-    delete_by_user: bool,
 }
 
-impl JsAdapter {
-    pub fn new(spec: &JsAdapterSpec) -> FfiResult<JsAdapter> {
-        Ok(JsAdapter {
-            channel: channel(spec.channel)?,
-            channel_id: spec.channel,
-            bridge: spec.bridge,
-            list_by_user: spec.list_by_user,
-            delete_by_user: spec.delete_by_user,
+impl Bridge {
+    pub fn new(channel_id: u64, bridge: u64) -> FfiResult<Bridge> {
+        Ok(Bridge {
+            channel: channel(channel_id)?,
+            channel_id,
+            bridge,
         })
     }
 
@@ -246,7 +247,10 @@ impl JsAdapter {
         self.channel_id
     }
 
-    async fn call<T: DeserializeOwned>(&self, method: &'static str, args: Value) -> Result<T> {
+    /// Calls `method` with `args` (a JSON array) and reads its result as `T`. Requests of one
+    /// channel reach JS in the order they were made; a JS failure is an `AdapterError` naming
+    /// the method.
+    pub async fn call<T: DeserializeOwned>(&self, method: &'static str, args: Value) -> Result<T> {
         let id = NEXT_REQUEST.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         let failed = |message: String| SessionError::Adapter { method, message };
@@ -270,16 +274,41 @@ impl JsAdapter {
     }
 }
 
-impl Drop for JsAdapter {
+impl Drop for Bridge {
     fn drop(&mut self) {
-        // Lets the JS side forget the adapter's functions (and so the user's object).
+        // Lets the JS side forget the functions (and so the user's object).
         self.channel.push_release(Message::Release {
             release: self.bridge,
         });
     }
 }
 
-fn to_value<T: Serialize>(method: &'static str, value: T) -> Result<Value> {
+/// A `SessionAdapter` whose methods are the JS adapter's, reached through a channel.
+pub struct JsAdapter {
+    bridge: Bridge,
+    list_by_user: bool,
+    delete_by_user: bool,
+}
+
+impl JsAdapter {
+    pub fn new(spec: &JsAdapterSpec) -> FfiResult<JsAdapter> {
+        Ok(JsAdapter {
+            bridge: Bridge::new(spec.channel, spec.bridge)?,
+            list_by_user: spec.list_by_user,
+            delete_by_user: spec.delete_by_user,
+        })
+    }
+
+    pub fn channel_id(&self) -> u64 {
+        self.bridge.channel_id()
+    }
+
+    async fn call<T: DeserializeOwned>(&self, method: &'static str, args: Value) -> Result<T> {
+        self.bridge.call(method, args).await
+    }
+}
+
+pub(crate) fn to_value<T: Serialize>(method: &'static str, value: T) -> Result<Value> {
     serde_json::to_value(value).map_err(|e| SessionError::Adapter {
         method,
         message: format!("cannot encode the arguments: {e}"),
@@ -379,7 +408,7 @@ mod tests {
         let released: Value = serde_json::from_slice(&take(channel_id).unwrap()).unwrap();
         assert_eq!(released, json!([{"release": 7}]));
         // This thread opened the channel: it counts as the JS thread.
-        assert!(ensure_not_js_thread(channel_id).is_err());
+        assert!(ensure_not_js_thread(channel_id, "a test").is_err());
     }
 
     #[test]

@@ -10,14 +10,21 @@
 //! - adapters and stores are numbered handles (`registry.rs`), never pointers;
 //! - no panic crosses the boundary: every export runs inside `catch_unwind` (a panic in an
 //!   `extern "C"` function would abort Deno);
-//! - `ssd_adapter_call` / `ssd_store_call` are declared twice by JS: synchronous for memory and
-//!   SQLite handles (their futures finish on the first poll), `nonblocking` for PostgreSQL and
-//!   JS adapters (Deno then runs them on a blocking thread, where we wait on the runtime).
+//! - `ssd_adapter_call` / `ssd_store_call` / `ssd_oauth_storage_call` are declared twice by JS:
+//!   synchronous for memory and SQLite handles (their futures finish on the first poll),
+//!   `nonblocking` for PostgreSQL and JS objects (Deno then runs them on a blocking thread,
+//!   where we wait on the runtime); `ssd_oauth_manager_call` / `ssd_oauth_client_call` may do
+//!   HTTP and call JS, and are only declared `nonblocking`.
+//!
+//! The exports, by group: ABI and buffers; adapters; stores; cookies; the JS channel (custom
+//! adapters, OAuth storages and events call JS through it, `js_bridge.rs`); OAuth storages,
+//! managers and clients (`oauth/`).
 
 mod buffer;
 mod error;
 mod handles;
 mod js_bridge;
+mod oauth;
 mod registry;
 mod runtime;
 mod wire;
@@ -38,7 +45,7 @@ use wire::{AdapterSpec, StoreSpec, WireCookieOptions};
 /// Bumped whenever an export, an operation number or a JSON shape changes; jsr/native.ts
 /// refuses a library with another number (a stale `SLICES_SESSION_LIB` would otherwise fail in
 /// confusing ways).
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 
 fn panic_detail(payload: &(dyn Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
@@ -285,6 +292,130 @@ pub unsafe extern "C" fn ssd_js_complete(
     });
 }
 
+// ---- OAuth (SPEC §6; oauth/) ------------------------------------------------------------------
+
+/// Opens an OAuth token storage (`NativeOAuthStorage`'s factories). Argument:
+/// `{"kind":"memory"}`, `{"kind":"sqlite","path"}`, `{"kind":"postgres","url",
+/// "maxConnections"?}` or `{"kind":"js","channel","bridge"}` (a JS object with `getTokens`,
+/// `setTokens`, `clearTokens`, kept by JS under that bridge). Reply: `{"id","isSync"}`.
+///
+/// # Safety
+/// `args` must point to `len` readable bytes for the duration of the call.
+#[no_mangle]
+pub unsafe extern "C" fn ssd_oauth_storage_open(args: *const u8, len: usize) -> *mut u8 {
+    // SAFETY: forwarded caller contract.
+    let json = unsafe { buffer::input(args, len) };
+    guarded("ssd_oauth_storage_open", || {
+        oauth::storage_open(parse("oauthStorageOpen", json)?)
+    })
+}
+
+/// Calls operation `op` (see `oauth::StorageOp`) of storage `id` with a JSON array of arguments.
+///
+/// # Safety
+/// As for [`ssd_adapter_call`].
+#[no_mangle]
+pub unsafe extern "C" fn ssd_oauth_storage_call(
+    id: u64,
+    op: u32,
+    args: *const u8,
+    len: usize,
+) -> *mut u8 {
+    // SAFETY: forwarded caller contract.
+    let json = unsafe { buffer::input(args, len) };
+    guarded("ssd_oauth_storage_call", || {
+        oauth::storage_call(id, op, json)
+    })
+}
+
+/// Releases storage `id` (the JS finalizer; managers and clients over it keep it alive).
+#[no_mangle]
+pub extern "C" fn ssd_oauth_storage_free(id: u64) {
+    guarded_void(|| {
+        oauth::STORAGES.remove(id);
+    });
+}
+
+/// `withOAuthSession`: `NativeOAuthManager.create`. Argument: `{"store": id, "storage": id,
+/// "config", "options", "events": {"channel","bridge"}}`, the events being the JS object whose
+/// `onEvent(event)` receives every callback, in order. Reply: `{"id","isSync":false}`.
+///
+/// # Safety
+/// `args` must point to `len` readable bytes for the duration of the call.
+#[no_mangle]
+pub unsafe extern "C" fn ssd_oauth_manager_open(args: *const u8, len: usize) -> *mut u8 {
+    // SAFETY: forwarded caller contract.
+    let json = unsafe { buffer::input(args, len) };
+    guarded("ssd_oauth_manager_open", || {
+        oauth::manager_open(parse("oauthManagerOpen", json)?)
+    })
+}
+
+/// Calls operation `op` (see `oauth::ManagerOp`) of manager `id`. Declared `nonblocking` only.
+///
+/// # Safety
+/// As for [`ssd_adapter_call`].
+#[no_mangle]
+pub unsafe extern "C" fn ssd_oauth_manager_call(
+    id: u64,
+    op: u32,
+    args: *const u8,
+    len: usize,
+) -> *mut u8 {
+    // SAFETY: forwarded caller contract.
+    let json = unsafe { buffer::input(args, len) };
+    guarded("ssd_oauth_manager_call", || {
+        oauth::manager_call(id, op, json)
+    })
+}
+
+/// Releases manager `id` (the JS finalizer). Its event bridge is released once its calls in
+/// flight are done.
+#[no_mangle]
+pub extern "C" fn ssd_oauth_manager_free(id: u64) {
+    guarded_void(|| {
+        oauth::MANAGERS.remove(id);
+    });
+}
+
+/// `new OAuthClient(config, storage, sessionId)`. Argument: `{"config", "storage": id,
+/// "sessionId"}`. Reply: `{"id","isSync":false}`.
+///
+/// # Safety
+/// `args` must point to `len` readable bytes for the duration of the call.
+#[no_mangle]
+pub unsafe extern "C" fn ssd_oauth_client_open(args: *const u8, len: usize) -> *mut u8 {
+    // SAFETY: forwarded caller contract.
+    let json = unsafe { buffer::input(args, len) };
+    guarded("ssd_oauth_client_open", || {
+        oauth::client_open(parse("oauthClientOpen", json)?)
+    })
+}
+
+/// Calls operation `op` (see `oauth::ClientOp`) of client `id`. Declared `nonblocking` only.
+///
+/// # Safety
+/// As for [`ssd_adapter_call`].
+#[no_mangle]
+pub unsafe extern "C" fn ssd_oauth_client_call(
+    id: u64,
+    op: u32,
+    args: *const u8,
+    len: usize,
+) -> *mut u8 {
+    // SAFETY: forwarded caller contract.
+    let json = unsafe { buffer::input(args, len) };
+    guarded("ssd_oauth_client_call", || oauth::client_call(id, op, json))
+}
+
+/// Releases client `id` (the JS finalizer).
+#[no_mangle]
+pub extern "C" fn ssd_oauth_client_free(id: u64) {
+    guarded_void(|| {
+        oauth::CLIENTS.remove(id);
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -401,5 +532,210 @@ mod tests {
         assert_eq!(pairs, serde_json::json!([["a", "2"], ["b", "%zz"]]));
         let out = call(ssd_serialize_cookie, r#"["n","v",{"maxAge":0,"unset":[]}]"#).unwrap();
         assert_eq!(out, "n=v; Max-Age=0");
+    }
+
+    // ---- OAuth ----------------------------------------------------------------------------
+
+    use oauth::{ClientOp, ManagerOp, StorageOp};
+
+    fn oauth_storage(id: u64, op: StorageOp, json: &str) -> Result<serde_json::Value, String> {
+        take_reply(unsafe { ssd_oauth_storage_call(id, op as u32, json.as_ptr(), json.len()) })
+    }
+
+    fn oauth_manager(id: u64, op: ManagerOp, json: &str) -> Result<serde_json::Value, String> {
+        take_reply(unsafe { ssd_oauth_manager_call(id, op as u32, json.as_ptr(), json.len()) })
+    }
+
+    fn oauth_client(id: u64, op: ClientOp, json: &str) -> Result<serde_json::Value, String> {
+        take_reply(unsafe { ssd_oauth_client_call(id, op as u32, json.as_ptr(), json.len()) })
+    }
+
+    extern "C" fn no_notify() {}
+
+    /// Waits (bounded) for the channel's next requests, as JS's drain would take them.
+    fn next_requests(channel: u64) -> Vec<serde_json::Value> {
+        for _ in 0..500 {
+            let taken = take_reply(ssd_js_take(channel)).unwrap();
+            let taken = taken.as_array().unwrap().clone();
+            if !taken.is_empty() {
+                return taken;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!("no request arrived on channel {channel}");
+    }
+
+    fn settle(channel: u64, request: &serde_json::Value, outcome: &str) {
+        let id = request["id"].as_u64().unwrap();
+        unsafe { ssd_js_complete(channel, id, outcome.as_ptr(), outcome.len()) };
+    }
+
+    const CONFIG: &str = r#"{"clientId":"c","clientSecret":"s","authBaseUrl":"http://127.0.0.1:9","redirectUri":"http://localhost/cb","scopes":["atproto"]}"#;
+
+    #[test]
+    fn a_memory_oauth_storage_round_trip() {
+        let opened = call(ssd_oauth_storage_open, r#"{"kind":"memory"}"#).unwrap();
+        assert_eq!(opened["isSync"], true);
+        let id = opened["id"].as_u64().unwrap();
+        let tokens = r#"{"accessToken":"a","tokenType":"Bearer","expiresAt":12.7}"#;
+        let set = format!(r#"[{tokens},"s1"]"#);
+        assert_eq!(
+            oauth_storage(id, StorageOp::SetTokens, &set).unwrap(),
+            serde_json::Value::Null
+        );
+        assert_eq!(
+            oauth_storage(id, StorageOp::GetTokens, r#"["s1"]"#).unwrap(),
+            serde_json::json!({"accessToken":"a","tokenType":"Bearer","expiresAt":12})
+        );
+        assert_eq!(oauth_storage(id, StorageOp::Size, "[]").unwrap(), 1);
+        oauth_storage(id, StorageOp::ClearTokens, r#"["s1"]"#).unwrap();
+        assert_eq!(
+            oauth_storage(id, StorageOp::GetTokens, r#"["s1"]"#).unwrap(),
+            serde_json::Value::Null
+        );
+        let e = oauth_storage(id, StorageOp::GetTokens, "[1]").unwrap_err();
+        assert!(
+            e.starts_with("TypeError: invalid arguments for getTokens"),
+            "{e}"
+        );
+        oauth_storage(id, StorageOp::Close, "[]").unwrap();
+        ssd_oauth_storage_free(id);
+        let e = oauth_storage(id, StorageOp::Size, "[]").unwrap_err();
+        assert!(
+            e.starts_with("SessionError: no OAuth storage has the handle"),
+            "{e}"
+        );
+
+        let opened = call(
+            ssd_oauth_storage_open,
+            r#"{"kind":"sqlite","path":":memory:"}"#,
+        )
+        .unwrap();
+        let id = opened["id"].as_u64().unwrap();
+        let e = oauth_storage(id, StorageOp::Size, "[]").unwrap_err();
+        assert_eq!(e, "SessionError: size() exists only on MemoryOAuthStorage");
+        let e =
+            take_reply(unsafe { ssd_oauth_storage_call(id, 42, b"[]".as_ptr(), 2) }).unwrap_err();
+        assert!(e.contains("OAuth storage operation code 42"), "{e}");
+        ssd_oauth_storage_free(id);
+    }
+
+    /// Events reach JS one at a time, each only after the previous one was settled: a logout
+    /// whose callback throws is followed (not preceded) by the error event reporting it.
+    #[test]
+    fn manager_events_are_delivered_in_order_through_the_channel() {
+        let channel = js_bridge::open_channel(no_notify).unwrap();
+        let adapter = call(ssd_adapter_open, r#"{"kind":"memory"}"#).unwrap()["id"]
+            .as_u64()
+            .unwrap();
+        let store = call(
+            ssd_store_open,
+            &format!(r#"{{"adapter":{adapter},"config":{{}}}}"#),
+        )
+        .unwrap()["id"]
+            .as_u64()
+            .unwrap();
+        let storage = call(ssd_oauth_storage_open, r#"{"kind":"memory"}"#).unwrap()["id"]
+            .as_u64()
+            .unwrap();
+        oauth_storage(
+            storage,
+            StorageOp::SetTokens,
+            r#"[{"accessToken":"a","tokenType":"Bearer"},"s1"]"#,
+        )
+        .unwrap();
+        let spec = format!(
+            r#"{{"store":{store},"storage":{storage},"config":{CONFIG},"options":{{}},"events":{{"channel":{channel},"bridge":9}}}}"#
+        );
+        let manager = call(ssd_oauth_manager_open, &spec).unwrap()["id"]
+            .as_u64()
+            .unwrap();
+
+        // This thread opened the channel: it is "the JS thread", which must never wait on it.
+        let e = oauth_manager(manager, ManagerOp::Logout, r#"["s1"]"#).unwrap_err();
+        assert!(e.contains("synchronous FFI symbol"), "{e}");
+
+        let pending =
+            std::thread::spawn(move || oauth_manager(manager, ManagerOp::Logout, r#"["s1"]"#));
+        let first = next_requests(channel);
+        assert_eq!(first.len(), 1);
+        assert_eq!(first[0]["bridge"], 9);
+        assert_eq!(first[0]["method"], "onEvent");
+        assert_eq!(
+            first[0]["args"],
+            serde_json::json!([{"kind":"logout","sessionId":"s1"}])
+        );
+        settle(channel, &first[0], r#"{"err":"boom"}"#);
+        let second = next_requests(channel);
+        assert_eq!(
+            second[0]["args"],
+            serde_json::json!([{"kind":"error","error":"AdapterError: adapter `onEvent` failed: boom"}])
+        );
+        settle(channel, &second[0], "{}");
+        assert_eq!(pending.join().unwrap().unwrap(), serde_json::Value::Null);
+        assert_eq!(
+            oauth_storage(storage, StorageOp::GetTokens, r#"["s1"]"#).unwrap(),
+            serde_json::Value::Null
+        );
+
+        // Freeing the manager releases the event bridge, without waking JS.
+        ssd_oauth_manager_free(manager);
+        let released = take_reply(ssd_js_take(channel)).unwrap();
+        assert_eq!(released, serde_json::json!([{"release": 9}]));
+        let e = oauth_manager(manager, ManagerOp::Logout, r#"["s1"]"#).unwrap_err();
+        assert!(
+            e.starts_with("SessionError: no OAuth manager has the handle"),
+            "{e}"
+        );
+
+        // A bad configuration is refused when the manager is made, as with N-API.
+        let spec = spec.replace("http://127.0.0.1:9", "ftp://x");
+        let e = call(ssd_oauth_manager_open, &spec).unwrap_err();
+        assert!(!e.starts_with("AdapterError"), "{e}");
+        ssd_oauth_storage_free(storage);
+        ssd_store_free(store);
+        ssd_adapter_free(adapter);
+        js_bridge::close_channel(channel);
+    }
+
+    #[test]
+    fn a_client_over_a_js_storage_calls_it_through_the_channel() {
+        let channel = js_bridge::open_channel(no_notify).unwrap();
+        let storage = call(
+            ssd_oauth_storage_open,
+            &format!(r#"{{"kind":"js","channel":{channel},"bridge":5}}"#),
+        )
+        .unwrap();
+        assert_eq!(storage["isSync"], false);
+        let storage = storage["id"].as_u64().unwrap();
+        let spec = format!(r#"{{"config":{CONFIG},"storage":{storage},"sessionId":"s2"}}"#);
+        let client = call(ssd_oauth_client_open, &spec).unwrap()["id"]
+            .as_u64()
+            .unwrap();
+
+        let pending =
+            std::thread::spawn(move || oauth_client(client, ClientOp::EnsureValidToken, "[]"));
+        let request = next_requests(channel);
+        assert_eq!(request[0]["method"], "getTokens");
+        assert_eq!(request[0]["args"], serde_json::json!(["s2"]));
+        settle(channel, &request[0], r#"{"ok":null}"#);
+        let e = pending.join().unwrap().unwrap_err();
+        assert!(e.starts_with("OAuthError(no_tokens): "), "{e}");
+
+        let pending = std::thread::spawn(move || oauth_client(client, ClientOp::Logout, "[]"));
+        let request = next_requests(channel);
+        assert_eq!(request[0]["method"], "clearTokens");
+        settle(channel, &request[0], r#"{"err":"storage down"}"#);
+        let e = pending.join().unwrap().unwrap_err();
+        assert_eq!(
+            e,
+            "AdapterError: adapter `clearTokens` failed: storage down"
+        );
+
+        ssd_oauth_client_free(client);
+        ssd_oauth_storage_free(storage);
+        let released = take_reply(ssd_js_take(channel)).unwrap();
+        assert_eq!(released, serde_json::json!([{"release": 5}]));
+        js_bridge::close_channel(channel);
     }
 }

@@ -26,7 +26,7 @@ fn millis<'de, D: Deserializer<'de>>(d: D) -> Result<Millis, D::Error> {
     serde_json::Number::deserialize(d).map(|n| js_int(&n))
 }
 
-fn opt_millis<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Millis>, D::Error> {
+pub(crate) fn opt_millis<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Millis>, D::Error> {
     Option::<serde_json::Number>::deserialize(d).map(|n| n.map(|n| js_int(&n)))
 }
 
@@ -267,6 +267,15 @@ pub enum AdapterSpec {
         #[serde(default)]
         max_connections: Option<JsInt>,
     },
+}
+
+/// Where a JS object's calls go (an OAuth storage, `withOAuthSession`'s event callback): the JS
+/// module instance's channel, and the key under which that instance keeps the functions.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JsObjectSpec {
+    pub channel: u64,
+    pub bridge: u64,
 }
 
 /// Where a JS adapter's calls go: the JS module instance's channel, and the key under which

@@ -2,7 +2,7 @@
 // request, then the route module for the path (file-system routing, as Fresh does it, over the
 // few routes of this example).
 //
-//   deno task start    (builds the addon, starts the loopback AIP server and this app)
+//   deno task start    (builds the FFI library, starts the loopback AIP server and this app)
 //
 // Environment: AUTH_BASE_URL (the authorization server; required, `deno task start` sets it),
 // OAUTH_CLIENT_ID / OAUTH_CLIENT_SECRET (test-client / test-secret), PORT (8000; 0 = any free

@@ -1,7 +1,7 @@
 // Hono on Deno (Deno.serve) with @slices-rs/session: log in through an OAuth authorization
 // server (AIP), see your handle, log out.
 //
-//   deno task start    (builds the addon, starts the loopback AIP server and this app)
+//   deno task start    (builds the FFI library, starts the loopback AIP server and this app)
 //
 // Environment: AUTH_BASE_URL (the authorization server; required, `deno task start` sets it),
 // OAUTH_CLIENT_ID / OAUTH_CLIENT_SECRET (test-client / test-secret), PORT (8000; 0 = any free

@@ -3,7 +3,8 @@
 # Hono and Express on Node, Hono and the Fresh-style middleware on Deno. Installs what it needs:
 # Debian's `chromium` (apt-get, when /usr/bin/chromium is missing), playwright-core (this
 # folder's package.json), the examples' npm dependencies, Deno (scripts/ensure-tools.sh).
-# Expects the addon to be built (`make build`; `make test-e2e` does it).
+# Expects the addon and the Deno FFI library to be built (`make build build-deno`;
+# `make test-e2e` does it): the Node examples use the npm package, the Deno ones the JSR package.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 REPO=$(pwd)
@@ -39,6 +40,10 @@ install_deps examples/express
 
 if [ ! -f npm/native.cjs ] || [ ! -f npm/session.linux-x64-gnu.node ]; then
   echo "the addon is not built: run 'make build'" >&2
+  exit 1
+fi
+if [ ! -f target/release/libslices_session_deno.so ] || [ ! -f jsr/session.js ]; then
+  echo "the Deno FFI library or the JSR package's generated files are missing: run 'make build-deno'" >&2
   exit 1
 fi
 
