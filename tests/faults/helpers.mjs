@@ -4,8 +4,14 @@ import { spawn, spawnSync, exec } from "node:child_process";
 import { readFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 
 export const PKG = new URL("../../npm/index.js", import.meta.url).href;
+export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+/** The Deno binary (`make tools` installs it): $DENO, else the repository's .tools copy. */
+export const DENO = process.env.DENO || join(ROOT, ".tools/deno/node_modules/deno/deno");
+/** Deno's cache, inside the checkout as the Makefile has it: $DENO_DIR, else .deno. */
+export const DENO_DIR = process.env.DENO_DIR || join(ROOT, ".deno");
 
 /** SLICES_TEST_PG_URL, or a failure (fault tests never skip). */
 export function pgUrl() {
@@ -27,6 +33,9 @@ export function psql(sql, { url = pgUrl(), timeout = 30000 } = {}) {
     encoding: "utf8",
     env: { ...process.env, PGCONNECT_TIMEOUT: "10" },
     timeout,
+    // The restart tests read back every row they wrote (15 000+ when the machine is fast): far
+    // more than spawnSync's 1 MiB default, which failed them with ENOBUFS.
+    maxBuffer: 256 * 1024 * 1024,
   });
   if (res.error) throw new Error(`psql could not be run: ${res.error.message}`);
   if (res.status !== 0) throw new Error(`psql failed (exit ${res.status}): ${res.stderr}\nSQL: ${sql}`);
@@ -107,6 +116,33 @@ export function startNode(file, args = [], { env = {} } = {}) {
   child.stderr.on("data", (d) => (child.err += d));
   child.done = new Promise((resolve) => child.on("close", (code, signal) => resolve({ code, signal })));
   return child;
+}
+
+/**
+ * Starts `deno run -A <file> ...args` (DENO_DIR as the Makefile sets it); the same child object
+ * as startNode.
+ */
+export function startDeno(file, args = [], { env = {} } = {}) {
+  const child = spawn(DENO, ["run", "-A", file, ...args], {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, DENO_DIR, ...env },
+  });
+  child.out = "";
+  child.err = "";
+  child.stdout.setEncoding("utf8");
+  child.stderr.setEncoding("utf8");
+  child.stdout.on("data", (d) => (child.out += d));
+  child.stderr.on("data", (d) => (child.err += d));
+  child.done = new Promise((resolve) => child.on("close", (code, signal) => resolve({ code, signal })));
+  child.on("error", (e) => (child.err += `spawn failed: ${e.message}\n`));
+  return child;
+}
+
+/** `deno --version`'s first line's version ("2.9.6"), or a failure. */
+export function denoVersion() {
+  const res = spawnSync(DENO, ["--version"], { encoding: "utf8", timeout: 20000 });
+  if (res.error || res.status !== 0) throw new Error(`Deno is needed at ${DENO} (run 'make tools'): ${res.error?.message ?? res.stderr}`);
+  return res.stdout.split(" ")[1];
 }
 
 /** python3's sqlite3 module (a SQLite independent of the package) on `file`: runs `sql`, returns rows as JSON. */

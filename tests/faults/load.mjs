@@ -1,7 +1,7 @@
 // The load test of tests/faults/load.sh (see there for the knobs). Exits 1 when a request
 // failed, timed out or got a status other than 200, or when memory kept growing.
 import { createHash, randomUUID } from "node:crypto";
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -12,6 +12,22 @@ const root = fileURLToPath(new URL("../..", import.meta.url));
 const require = createRequire(join(root, ".tools/load/package.json"));
 const autocannon = require("autocannon");
 const { SessionStore, SQLiteAdapter } = await import(new URL("../../npm/index.js", import.meta.url).href);
+
+// Which runtime serves the demo:
+//   node       node demo/server.mjs (node:http, the npm package through N-API)
+//   deno       deno run -A demo/deno.ts (Deno.serve, the JSR package jsr/mod.ts through FFI)
+//   deno-node  deno run -A demo/server.mjs (Deno's node:http, the npm package through N-API)
+const RUNTIME = process.env.LOAD_RUNTIME ?? "node";
+const DENO = process.env.DENO || join(root, ".tools/deno/node_modules/deno/deno");
+const DENO_DIR = process.env.DENO_DIR || join(root, ".deno");
+const denoVersion = () => execFileSync(DENO, ["--version"], { encoding: "utf8" }).split(" ")[1];
+const SERVERS = {
+  node: () => ({ cmd: process.execPath, args: [join(root, "demo/server.mjs")], label: `demo/server.mjs on Node ${process.version} (node:http, N-API)` }),
+  deno: () => ({ cmd: DENO, args: ["run", "-A", join(root, "demo/deno.ts")], label: `demo/deno.ts on Deno ${denoVersion()} (Deno.serve, jsr/mod.ts through FFI)` }),
+  "deno-node": () => ({ cmd: DENO, args: ["run", "-A", join(root, "demo/server.mjs")], label: `demo/server.mjs on Deno ${denoVersion()} (node:http, npm package through N-API)` }),
+};
+if (!(RUNTIME in SERVERS)) throw new Error(`LOAD_RUNTIME must be one of ${Object.keys(SERVERS).join(", ")}, got ${RUNTIME}`);
+const SERVER = SERVERS[RUNTIME]();
 
 const SECONDS = Number(process.env.LOAD_SECONDS ?? 60);
 const SESSIONS = Number(process.env.LOAD_SESSIONS ?? 100000);
@@ -47,8 +63,9 @@ const createSeconds = (performance.now() - t0) / 1000;
 console.log(`load: ${SESSIONS} sessions created in ${createSeconds.toFixed(1)} s (${Math.round(SESSIONS / createSeconds)}/s)`);
 
 // 2. The demo server on a free loopback port.
-server = spawn(process.execPath, [join(root, "demo/server.mjs")], {
-  env: { ...process.env, PORT: "0", DEMO_DB: db },
+console.log(`load: serving with ${SERVER.label}`);
+server = spawn(SERVER.cmd, SERVER.args, {
+  env: { ...process.env, PORT: "0", DEMO_DB: db, DENO_DIR, NO_COLOR: "1" },
   stdio: ["ignore", "pipe", "pipe"],
 });
 let serverErr = "";
@@ -63,6 +80,17 @@ const url = await new Promise((resolve, reject) => {
   server.on("exit", (code) => reject(new Error(`the demo exited (${code}) before listening: ${serverErr}`)));
   setTimeout(() => reject(new Error("the demo did not start within 20 s")), 20000);
 });
+
+// The demo works on this runtime: a login sets a session cookie that the home page recognises.
+{
+  const login = await fetch(new URL("/login", url), { method: "POST", body: new URLSearchParams({ handle: "load.example" }), redirect: "manual" });
+  const setCookie = login.headers.get("set-cookie") ?? "";
+  const home = await fetch(url, { headers: { cookie: setCookie.split(";")[0] } });
+  const html = await home.text();
+  if (login.status !== 303 || !setCookie.startsWith("slice-session=") || !html.includes("Logged in as <strong>load.example</strong>")) {
+    throw new Error(`the demo's login does not work: POST /login ${login.status} set-cookie ${JSON.stringify(setCookie)}, then GET / ${home.status}`);
+  }
+}
 
 const rssMb = () => {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${server.pid}/status`, "utf8"));
@@ -105,15 +133,24 @@ const rssEnd = rssMb();
 clearInterval(sampler);
 const measured = samples.filter((s) => s.t >= t0);
 const rssMax = Math.max(rssEnd, ...measured.map((s) => s.mb));
+// RSS every 10 s of the measured run, to tell a plateau from steady growth.
+const rssSeries = measured.filter((_, i) => i % 10 === 9).map((s) => Math.round(s.mb));
 
 // 4. The server is still healthy, and stops cleanly.
 const probe = await fetch(url, { headers: { cookie: `slice-session=${ids[0]}` } });
 const probeBody = await probe.text();
 server.kill("SIGTERM");
-const exit = await new Promise((resolve) => server.on("exit", (code, signal) => resolve({ code, signal })));
+const exit = await new Promise((resolve) => {
+  const timer = setTimeout(() => server.kill("SIGKILL"), 20000); // a hung shutdown fails below
+  server.on("exit", (code, signal) => {
+    clearTimeout(timer);
+    resolve({ code, signal });
+  });
+});
 server = undefined;
 
 const summary = {
+  runtime: RUNTIME,
   seconds: SECONDS,
   connections: CONNECTIONS,
   sessions: SESSIONS,
@@ -125,10 +162,10 @@ const summary = {
   errors: result.errors,
   timeouts: result.timeouts,
   latencyMs: { p50: result.latency.p50, p90: result.latency.p90, p99: result.latency.p99, p99_9: result.latency.p99_9, max: result.latency.max },
-  rssMb: { afterWarmup: Math.round(rssAfterWarmup), end: Math.round(rssEnd), max: Math.round(rssMax), growth: Math.round(rssEnd - rssAfterWarmup) },
+  rssMb: { afterWarmup: Math.round(rssAfterWarmup), end: Math.round(rssEnd), max: Math.round(rssMax), growth: Math.round(rssEnd - rssAfterWarmup), every10s: rssSeries },
   serverExit: exit,
 };
-console.log(`# FIGURE load test (demo, Node ${process.version}): ${JSON.stringify(summary)}`);
+console.log(`# FIGURE load test (${SERVER.label}): ${JSON.stringify(summary)}`);
 console.log(`load: ${summary.requests} requests in ${SECONDS} s (${summary.requestsPerSecond}/s), ${CONNECTIONS} connections`);
 console.log(`load: latency p50 ${summary.latencyMs.p50} ms, p99 ${summary.latencyMs.p99} ms, max ${summary.latencyMs.max} ms`);
 console.log(`load: errors ${summary.errors}, timeouts ${summary.timeouts}, non-2xx ${summary.non2xx}`);

@@ -1,16 +1,28 @@
-// Scenarios for no-panic.test.mjs, each run in its own process (a Rust panic that crossed into
-// JS, or an abort, would kill that process: the parent checks the exit and stderr).
+// Scenarios for no-panic.test.mjs (Node, the npm package) and no-panic-deno.test.mjs (Deno,
+// jsr/mod.ts through FFI), each run in its own process (a Rust panic that crossed into JS, or an
+// abort, would kill that process: the parent checks the exit and stderr).
 //
 //   node no-panic-child.mjs SCENARIO
+//   SLICES_SESSION_MODULE=jsr/mod.ts deno run -A no-panic-child.mjs SCENARIO
+//
+// The package comes from tests/target.mjs (SLICES_SESSION_MODULE, default the npm package).
+// "garbage-native" goes one level below the public API, to the package's native object: the
+// N-API addon (npm/native.cjs) for the npm package, jsr/native.ts (FFI) for the JSR one.
 //
 // Prints one JSON line: what every call did ({ name: "ok: <value>" | "<ErrorClass>: <message>" }).
 import { createRequire } from "node:module";
+import process from "node:process";
 import { Worker } from "node:worker_threads";
+import { pkg, moduleSpecifier, runtime } from "../target.mjs";
 
-const PKG = new URL("../../npm/index.js", import.meta.url).href;
-const pkg = await import(PKG);
+const PKG = moduleSpecifier;
 const { SessionStore, MemoryAdapter, SQLiteAdapter, PostgresAdapter } = pkg;
-const native = createRequire(import.meta.url)("../../npm/native.cjs");
+const isJsr = /\/jsr\/mod\.ts$/.test(new URL(PKG, "file:///").pathname);
+const native = isJsr
+  ? (await import(new URL("./native.ts", PKG).href)).native
+  : createRequire(import.meta.url)("../../npm/native.cjs");
+/** Ends the process with `code` as the runtime's own exit does (Deno.exit on Deno). */
+const exit = (code) => (runtime === "deno" ? Deno.exit(code) : process.exit(code));
 const scenario = process.argv[2];
 const results = {};
 
@@ -86,7 +98,10 @@ if (scenario === "garbage-public") {
       return store.getSessionFromCookieHeader("slice-session=abc");
     });
   }
-  await attempt("get is not a function", () => native.NativeStore.withJsAdapter({ ...baseFns, get: 42 }, {}));
+  // N-API refuses this at construction; the FFI binding when the store calls it.
+  await attempt("get is not a function", async () =>
+    native.NativeStore.withJsAdapter({ ...baseFns, get: 42 }, {}).getSessionFromCookieHeader("slice-session=abc"),
+  );
   await attempt("wrong argument types", () => native.NativeStore.withNativeAdapter(native.NativeAdapter.memoryAdapter(), {}).getSession(42));
   await attempt("sqlite path with NUL", () => native.NativeAdapter.sqliteAdapter("a\u0000b", undefined));
   await attempt("postgres url garbage", () => native.NativeAdapter.postgresAdapter("postgresql://%zz@[::1", undefined));
@@ -134,13 +149,18 @@ if (scenario === "garbage-public") {
   await js.close();
   results["store over a JS adapter closed with 50 calls in flight"] = tally(await Promise.all(calls3));
 } else if (scenario === "worker-terminate") {
+  // argv[3]: which stores each worker keeps busy: "all" (default), "native" (PostgreSQL and
+  // SQLite) or "js" (a custom JS adapter).
+  const which = process.argv[3] ?? "all";
   const src = `(async () => {
     const { SessionStore, PostgresAdapter, SQLiteAdapter } = await import(${JSON.stringify(PKG)});
-    const { parentPort, workerData } = await import("node:worker_threads");
-    const adapters = [new PostgresAdapter(process.env.SLICES_TEST_PG_URL), new SQLiteAdapter(":memory:")];
+    const { parentPort } = await import("node:worker_threads");
+    const which = ${JSON.stringify(which)};
+    const adapters = which === "js" ? [] : [new PostgresAdapter(${JSON.stringify(process.env.SLICES_TEST_PG_URL)}), new SQLiteAdapter(":memory:")];
     const js = { get: (id) => new Promise((r) => setTimeout(() => r(null), 2)), set: async () => {}, update: async () => true,
       delete: async () => {}, cleanup: async () => 0, exists: async () => false };
-    const stores = [...adapters, js].map((adapter) => new SessionStore({ adapter, cleanupInterval: 1 }));
+    if (which !== "native") adapters.push(js);
+    const stores = adapters.map((adapter) => new SessionStore({ adapter, cleanupInterval: 1 }));
     for (let i = 0; i < 300; i += 1) for (const s of stores) { s.createSession("u" + i).catch(() => {}); s.getSession("x" + i).catch(() => {}); }
     parentPort.postMessage("busy");
   })();`;
@@ -165,11 +185,11 @@ if (scenario === "garbage-public") {
     pg.createSession(`exit-${i}`).catch(() => {});
     js.getSession(`x${i}`).catch(() => {});
   }
-  setTimeout(() => process.exit(7), Number(process.argv[3] ?? 0));
+  setTimeout(() => exit(7), Number(process.argv[3] ?? 0));
   await new Promise(() => {});
 } else {
   console.error(`unknown scenario ${scenario}`);
-  process.exit(2);
+  exit(2);
 }
 
 console.log(JSON.stringify(results));
