@@ -322,16 +322,15 @@ type ChannelMessage =
   | { release: number };
 
 /**
- * The JS objects native handles call, by bridge number (the native side asks for them by
- * number, and releases the number when its handle is gone).
+ * The JS functions native handles call, by bridge number (the native side asks for them by
+ * number, and releases the number when its handle is gone); held here until that release.
  *
- * A JS adapter's functions are held here until that release. OAuth's are held weakly, and
- * strongly by the JS object owning the native handle (the storage handle holds a storage's
- * functions, the manager its callbacks; managers and clients hold their storage handle):
- * npm/session.js keys a storage's handle by the storage object in a WeakMap, and callbacks
- * often reach the manager, so a strong entry here would keep both alive forever.
+ * npm/session.js makes an OAuth storage's and withOAuthSession's functions refer to the user's
+ * objects only weakly (its OAuthSessionManager and OAuthClient hold those, and each of their
+ * calls keeps them alive until it settles): an entry here never keeps a storage, whose handle
+ * session.js keys by the storage object, or callbacks that refer to their manager alive.
  */
-const bridges = new Map<number, JsFns | WeakRef<JsFns>>();
+const bridges = new Map<number, JsFns>();
 let nextBridge = 1;
 let channel: bigint | undefined;
 let channelClosed = false;
@@ -367,8 +366,7 @@ function drain(): void {
       bridges.delete(message.release);
       continue;
     }
-    const entry = bridges.get(message.bridge);
-    const fn = (entry instanceof WeakRef ? entry.deref() : entry)?.[message.method];
+    const fn = bridges.get(message.bridge)?.[message.method];
     if (fn === undefined) {
       complete(message.id, { err: `${message.method} is not available on this JS object` });
       continue;
@@ -415,16 +413,11 @@ function openChannel(): bigint {
 /**
  * Keeps `fns` under a new bridge number on this context's channel while `open` makes the native
  * handle that calls them (forgotten again if that fails; later, at the native side's release).
- * `weak`: only a weak reference is kept here, and the object `open` returns must hold `fns`.
  */
-function withBridge<T>(
-  fns: JsFns,
-  weak: boolean,
-  open: (js: { channel: number; bridge: number }) => T,
-): T {
+function withBridge<T>(fns: JsFns, open: (js: { channel: number; bridge: number }) => T): T {
   const bridge = nextBridge++;
   const channel = Number(openChannel());
-  bridges.set(bridge, weak ? new WeakRef(fns) : fns);
+  bridges.set(bridge, fns);
   try {
     return open({ channel, bridge });
   } catch (error) {
@@ -458,7 +451,7 @@ class FfiStore {
       listByUser: typeof fns.listByUser === "function",
       deleteByUser: typeof fns.deleteByUser === "function",
     };
-    return withBridge(fns, false, (js) => new FfiStore({ js: { ...js, ...methods }, config }));
+    return withBridge(fns, (js) => new FfiStore({ js: { ...js, ...methods }, config }));
   }
 
   #call(op: number, args: unknown[], sync: boolean = this.isSync): unknown {
@@ -557,11 +550,8 @@ class FfiOAuthStorage {
   readonly id: number;
   readonly isSync: boolean;
   readonly #handle: bigint;
-  /** A JS storage's functions, which the bridge table holds only weakly. */
-  readonly #jsFns: JsFns | undefined;
 
-  private constructor(spec: Record<string, unknown>, jsFns?: JsFns) {
-    this.#jsFns = jsFns;
+  private constructor(spec: Record<string, unknown>) {
     const bytes = encode(spec);
     const opened = reply(ffi.ssd_oauth_storage_open(bytes, BigInt(bytes.length))) as Opened;
     this.id = opened.id;
@@ -584,7 +574,7 @@ class FfiOAuthStorage {
 
   /** `fns`: `getTokens`, `setTokens(tokens, sessionId)`, `clearTokens`, bound to the user's object. */
   static fromJs(fns: JsFns): FfiOAuthStorage {
-    return withBridge(fns, true, (js) => new FfiOAuthStorage({ kind: "js", ...js }, fns));
+    return withBridge(fns, (js) => new FfiOAuthStorage({ kind: "js", ...js }));
   }
 
   #call(op: number, args: unknown[], sync: boolean = this.isSync): unknown {
@@ -622,14 +612,9 @@ class FfiOAuthStorage {
 /** `NativeOAuthManager` of npm/native.d.ts: what `withOAuthSession` returns. */
 class FfiOAuthManager {
   readonly #handle: bigint;
-  // Held for the bridge table, which holds them only weakly (see `bridges`).
-  readonly #storage: FfiOAuthStorage;
-  readonly #events: JsFns;
 
-  private constructor(handle: bigint, storage: FfiOAuthStorage, events: JsFns) {
+  private constructor(handle: bigint) {
     this.#handle = handle;
-    this.#storage = storage;
-    this.#events = events;
     oauthManagerFinalizer.register(this, handle, this);
   }
 
@@ -645,10 +630,10 @@ class FfiOAuthManager {
     options: unknown,
     events: JsFns,
   ): FfiOAuthManager {
-    return withBridge(events, true, (js) => {
+    return withBridge(events, (js) => {
       const bytes = encode({ store: store.id, storage: storage.id, config, options, events: js });
       const opened = reply(ffi.ssd_oauth_manager_open(bytes, BigInt(bytes.length))) as Opened;
-      return new FfiOAuthManager(BigInt(opened.id), storage, events);
+      return new FfiOAuthManager(BigInt(opened.id));
     });
   }
 
@@ -676,11 +661,8 @@ class FfiOAuthManager {
 /** `NativeOAuthClient` of npm/native.d.ts: `new OAuthClient(config, storage, sessionId)`. */
 class FfiOAuthClient {
   readonly #handle: bigint;
-  // Held for the bridge table, which holds a JS storage's functions only weakly.
-  readonly #storage: FfiOAuthStorage;
 
   constructor(config: unknown, storage: FfiOAuthStorage, sessionId: string) {
-    this.#storage = storage;
     const bytes = encode({ config, storage: storage.id, sessionId });
     const opened = reply(ffi.ssd_oauth_client_open(bytes, BigInt(bytes.length))) as Opened;
     this.#handle = BigInt(opened.id);

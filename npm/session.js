@@ -340,6 +340,105 @@ function optionalFunction(value, name) {
   return value;
 }
 
+// ---- lifetimes of the JS objects the native side calls (OAuth storages and callbacks) ------
+//
+// The functions handed to the native side are held from its roots (N-API threadsafe functions,
+// the FFI binding's callback table) for as long as the native handle lives. Were they to refer
+// to the user's object strongly, that object could never be collected: a JS OAuth storage is
+// the key of the WeakMap whose value is that very handle, and callbacks commonly refer to their
+// manager, which owns the handle. So they refer to it through a WeakRef only, and the JS objects
+// that use the handle (OAuthSessionManager, OAuthClient) hold it strongly; every call on those
+// keeps its object reachable until the call settles.
+
+/** Does nothing, visibly to the optimiser: `value` is reachable until here. */
+function keepAlive(value) {
+  if (value === keptAliveSentinel) throw new Error("unreachable");
+}
+const keptAliveSentinel = {};
+
+/** As callNative; a Promise it returns keeps `owner` reachable until it settles. */
+function callNativeFor(owner, fn) {
+  const result = callNative(fn);
+  if (!(result instanceof Promise)) return result;
+  return result.then(
+    (value) => {
+      keepAlive(owner);
+      return value;
+    },
+    (error) => {
+      keepAlive(owner);
+      throw error;
+    },
+  );
+}
+
+/**
+ * A getter of `target` through a WeakRef. If the target is gone when the native side calls in
+ * (which the strong references above rule out), the call fails with a SessionError.
+ */
+function weakTarget(target, what) {
+  const ref = new WeakRef(target);
+  return () => {
+    const value = ref.deref();
+    if (value === undefined) {
+      throw new SessionError(
+        `${what} was garbage-collected while the native side still used it ` +
+          "(its manager or client was unreachable and no call of theirs was in flight)",
+      );
+    }
+    return value;
+  };
+}
+
+/**
+ * A user's OAuth storage as the functions the native storage handle calls; `storage()` is a
+ * weakTarget. (Module level: a closure made next to the storage object would share, and keep,
+ * the scope that holds it.)
+ */
+function jsOAuthStorageFunctions(storage, name) {
+  return guarded({
+    getTokens: async (sessionId) => {
+      const tokens = await storage().getTokens(sessionId);
+      return tokens === null || tokens === undefined ? null : toWireTokens(tokens, `${name}.getTokens() result`);
+    },
+    setTokens: async (tokens, sessionId) => {
+      await storage().setTokens(fromWireTokens(tokens), sessionId);
+    },
+    clearTokens: async (sessionId) => {
+      await storage().clearTokens(sessionId);
+    },
+  });
+}
+
+/**
+ * withOAuthSession's callbacks as the one `onEvent` function the native side awaits, in the
+ * order events happen; `callbacks()` is a weakTarget of `{ onTokenRefresh, onLogout, onError }`.
+ */
+function oauthEventFunctions(callbacks) {
+  return {
+    onEvent: async (event) => {
+      const { onTokenRefresh, onLogout, onError } = callbacks();
+      if (event.kind === "tokenRefresh") {
+        if (onTokenRefresh) await onTokenRefresh(event.sessionId, fromWireTokens(event.tokens));
+      } else if (event.kind === "logout") {
+        if (onLogout) await onLogout(event.sessionId);
+      } else if (event.kind === "error") {
+        // Failures that did not fail the call (a refresh that kept the session, ...).
+        const error = translateError(new Error(event.error));
+        if (!onError) {
+          console.error("@slices-rs/session:", error);
+          return;
+        }
+        try {
+          await onError(error);
+        } catch (reportError) {
+          console.error("@slices-rs/session: onError threw:", reportError);
+        }
+      }
+    },
+  };
+}
+
 /** Keeps a timer from holding the process open, in Node and in Deno. */
 function unrefTimer(timer) {
   if (typeof timer === "object" && timer !== null && typeof timer.unref === "function") timer.unref();
@@ -697,7 +796,8 @@ export function createApi(native) {
   }
 
   // One native handle per JS storage object: the manager and every OAuthClient over the same
-  // storage then share one refresh flight per session.
+  // storage then share one refresh flight per session. The handle refers to the object only
+  // weakly (see weakTarget), so the entry goes once no manager, client or user holds the object.
   const jsOAuthStorages = new WeakMap();
 
   function oauthStorageHandle(storage, name) {
@@ -711,20 +811,8 @@ export function createApi(native) {
           throw new TypeError(`${name} must implement OAuthStorage: ${name}.${method} is not a function`);
         }
       }
-      handle = callNative(() =>
-        native.NativeOAuthStorage.fromJs(guarded({
-          getTokens: async (sessionId) => {
-            const tokens = await storage.getTokens(sessionId);
-            return tokens === null || tokens === undefined ? null : toWireTokens(tokens, `${name}.getTokens() result`);
-          },
-          setTokens: async (tokens, sessionId) => {
-            await storage.setTokens(fromWireTokens(tokens), sessionId);
-          },
-          clearTokens: async (sessionId) => {
-            await storage.clearTokens(sessionId);
-          },
-        })),
-      );
+      const fns = jsOAuthStorageFunctions(weakTarget(storage, `the JS OAuth storage (${name})`), name);
+      handle = callNative(() => native.NativeOAuthStorage.fromJs(fns));
       jsOAuthStorages.set(storage, handle);
     }
     return handle;
@@ -734,23 +822,28 @@ export function createApi(native) {
   class OAuthSessionManager {
     #native;
     #newId;
+    // What the native manager calls, which it refers to only weakly (see weakTarget).
+    #storage;
+    #callbacks;
 
-    constructor(nativeManager, newId) {
+    constructor(nativeManager, newId, storage, callbacks) {
       this.#native = nativeManager;
       this.#newId = newId;
+      this.#storage = storage;
+      this.#callbacks = callbacks;
     }
 
     /** Fetches userinfo, creates the session, stores the tokens; `null` on failure. */
     async createOAuthSession(tokens) {
       const wire = toWireTokens(tokens, "tokens");
       const id = this.#newId();
-      return callNative(() => this.#native.createOAuthSession(wire, id));
+      return callNativeFor(this, () => this.#native.createOAuthSession(wire, id));
     }
 
     /** The session with its tokens (refreshed first when due), or `null`. */
     async getOAuthSession(sessionId) {
       checkString(sessionId, "sessionId");
-      const result = await callNative(() => this.#native.getOAuthSession(sessionId));
+      const result = await callNativeFor(this, () => this.#native.getOAuthSession(sessionId));
       if (result === null || result === undefined) return null;
       const session = fromWire(result.session);
       if (result.tokens !== undefined && result.tokens !== null) session.tokens = fromWireTokens(result.tokens);
@@ -759,18 +852,18 @@ export function createApi(native) {
 
     async getAccessToken(sessionId) {
       checkString(sessionId, "sessionId");
-      return callNative(() => this.#native.getAccessToken(sessionId));
+      return callNativeFor(this, () => this.#native.getAccessToken(sessionId));
     }
 
     async hasValidOAuthTokens(sessionId) {
       checkString(sessionId, "sessionId");
-      return callNative(() => this.#native.hasValidOAuthTokens(sessionId));
+      return callNativeFor(this, () => this.#native.hasValidOAuthTokens(sessionId));
     }
 
     /** Clears the tokens, deletes the session, calls `onLogout`. Idempotent. */
     async logout(sessionId) {
       checkString(sessionId, "sessionId");
-      await callNative(() => this.#native.logout(sessionId));
+      await callNativeFor(this, () => this.#native.logout(sessionId));
     }
   }
 
@@ -780,9 +873,11 @@ export function createApi(native) {
     const config = toWireOAuthConfig(oauthConfig, "oauthConfig");
     const storage = oauthStorageHandle(oauthStorage, "oauthStorage");
     if (!isPlainObject(options)) throw fail("options", "an object", options);
-    const onTokenRefresh = optionalFunction(options.onTokenRefresh, "options.onTokenRefresh");
-    const onLogout = optionalFunction(options.onLogout, "options.onLogout");
-    const onError = optionalFunction(options.onError, "options.onError");
+    const callbacks = {
+      onTokenRefresh: optionalFunction(options.onTokenRefresh, "options.onTokenRefresh"),
+      onLogout: optionalFunction(options.onLogout, "options.onLogout"),
+      onError: optionalFunction(options.onError, "options.onError"),
+    };
     const wireOptions = {
       autoRefresh: options.autoRefresh === undefined ? undefined : checkBoolean(options.autoRefresh, "options.autoRefresh"),
       refreshSkew: optionalMillis(options.refreshSkew, "options.refreshSkew"),
@@ -790,47 +885,30 @@ export function createApi(native) {
       lockWait: optionalMillis(options.lockWait, "options.lockWait"),
     };
     // One callback for every event: the native side awaits it, in the order events happen.
-    const events = {
-      onEvent: async (event) => {
-        if (event.kind === "tokenRefresh") {
-          if (onTokenRefresh) await onTokenRefresh(event.sessionId, fromWireTokens(event.tokens));
-        } else if (event.kind === "logout") {
-          if (onLogout) await onLogout(event.sessionId);
-        } else if (event.kind === "error") {
-          // Failures that did not fail the call (a refresh that kept the session, ...).
-          const error = translateError(new Error(event.error));
-          if (!onError) {
-            console.error("@slices-rs/session:", error);
-            return;
-          }
-          try {
-            await onError(error);
-          } catch (reportError) {
-            console.error("@slices-rs/session: onError threw:", reportError);
-          }
-        }
-      },
-    };
+    const events = oauthEventFunctions(weakTarget(callbacks, "the OAuth callbacks of withOAuthSession"));
     const manager = callNative(() => native.NativeOAuthManager.create(store.native, config, storage, wireOptions, events));
-    return new OAuthSessionManager(manager, store.newId);
+    return new OAuthSessionManager(manager, store.newId, oauthStorage, callbacks);
   }
 
   /** Mirrors `@slices/oauth`'s OAuthClient: PKCE login, userinfo and token refresh for one session. */
   class OAuthClient {
     #native;
+    // What the native client calls, which it refers to only weakly (see weakTarget).
+    #storage;
 
     constructor(config, storage, sessionId) {
       const wire = toWireOAuthConfig(config, "config");
       const handle = oauthStorageHandle(storage, "storage");
       checkString(sessionId, "sessionId");
       this.#native = callNative(() => new native.NativeOAuthClient(wire, handle, sessionId));
+      this.#storage = storage;
     }
 
     /** `{ authorizationUrl, state, codeVerifier }`; the state is stored for `handleCallback`. */
     async authorize(options = {}) {
       if (!isPlainObject(options)) throw fail("options", "an object", options);
       const loginHint = optionalString(options.loginHint, "options.loginHint");
-      const result = await callNative(() => this.#native.authorize(loginHint));
+      const result = await callNativeFor(this, () => this.#native.authorize(loginHint));
       return { authorizationUrl: result.authorizationUrl, state: result.state, codeVerifier: result.codeVerifier };
     }
 
@@ -839,27 +917,27 @@ export function createApi(native) {
       if (!isPlainObject(params)) throw fail("params", "an object with code and state", params);
       const code = checkString(params.code, "params.code");
       const state = checkString(params.state, "params.state");
-      return fromWireTokens(await callNative(() => this.#native.handleCallback(code, state)));
+      return fromWireTokens(await callNativeFor(this, () => this.#native.handleCallback(code, state)));
     }
 
     /** The userinfo JSON, plus `handle` copied from `name` when present. */
     async getUserInfo() {
-      return callNative(() => this.#native.getUserInfo());
+      return callNativeFor(this, () => this.#native.getUserInfo());
     }
 
     /** Always refreshes (sharing a refresh already in flight) and resolves to the new tokens. */
     async refreshAccessToken() {
-      return fromWireTokens(await callNative(() => this.#native.refreshAccessToken()));
+      return fromWireTokens(await callNativeFor(this, () => this.#native.refreshAccessToken()));
     }
 
     /** A valid access token, refreshed when due. */
     async ensureValidToken() {
-      return callNative(() => this.#native.ensureValidToken());
+      return callNativeFor(this, () => this.#native.ensureValidToken());
     }
 
     /** Clears this session's tokens. */
     async logout() {
-      await callNative(() => this.#native.logout());
+      await callNativeFor(this, () => this.#native.logout());
     }
   }
 

@@ -1,6 +1,7 @@
 // Deno only: the JSR package as a package. Its exports are the npm package's plus DenoKVAdapter,
 // its version and generated files follow their sources, its FFI-specific behaviour (handles,
-// JS adapters under load, the lifetimes of JS OAuth storages and callbacks) holds.
+// JS adapters under load and their release) holds. (The lifetimes of JS OAuth storages and
+// callbacks, on both runtimes: tests/oauth-lifetimes.test.mjs.)
 import { describe, test, after } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
@@ -178,107 +179,6 @@ describe("FFI binding behaviour", () => {
     });
   }
 
-  /** Runs `body` (after the package import and OAuth helpers) with --expose-gc; its stdout. */
-  async function runWithGc(body) {
-    const source = `
-      const m = await import(${JSON.stringify(new URL("../../jsr/mod.ts", import.meta.url).href)});
-      // Nothing listens there: the tests below make no successful HTTP request.
-      const cfg = { clientId: "c", clientSecret: "s", authBaseUrl: "http://127.0.0.1:9", redirectUri: "http://localhost/cb", scopes: ["atproto"] };
-      const mapStorage = () => {
-        const tokens = new Map();
-        return {
-          async getTokens(id) { return tokens.get(id) ?? null; },
-          async setTokens(t, id) { tokens.set(id, t); },
-          async clearTokens(id) { tokens.delete(id); },
-        };
-      };
-      const tick = () => new Promise((r) => setTimeout(r, 5));
-      ${body}`;
-    const dir = tmpDir("slices-oauth-gc-");
-    const script = join(dir, "oauth-gc.mjs");
-    writeFileSync(script, source);
-    const result = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "--v8-flags=--expose-gc", script],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    assert.equal(result.code, 0, new TextDecoder().decode(result.stderr));
-    return new TextDecoder().decode(result.stdout).trim();
-  }
-
-  // session.js keeps one native handle per JS storage object in a WeakMap keyed by that object,
-  // and callbacks often refer to their manager: the FFI binding must not hold either from a
-  // global root, or they would live forever.
-  test("a JS OAuth storage and the callbacks are collected once manager, client and storage are unreachable", async () => {
-    const out = await runWithGc(`
-      const store = new m.SessionStore({ adapter: new m.MemoryAdapter(), cleanupInterval: 0 });
-      let storageRef, callbackRef;
-      const logouts = [];
-      await (async () => {
-        const storage = mapStorage();
-        // The callback refers to the manager: a cycle through the native side's callback table.
-        const onLogout = async (sessionId) => { logouts.push(sessionId); await oauth.getAccessToken(sessionId); };
-        storageRef = new WeakRef(storage);
-        callbackRef = new WeakRef(onLogout);
-        const oauth = m.withOAuthSession(store, cfg, storage, { onLogout });
-        const client = new m.OAuthClient(cfg, storage, "s");
-        const id = await store.createSession("u");
-        await storage.setTokens({ accessToken: "a", tokenType: "Bearer" }, id);
-        await oauth.logout(id);
-        await client.logout();
-      })();
-      // The control: the same, still in use.
-      const keptStorage = mapStorage();
-      const keptRef = new WeakRef(keptStorage);
-      const kept = m.withOAuthSession(store, cfg, keptStorage, { onLogout: () => kept });
-      let collected = false;
-      // WeakRef.deref() keeps its target alive until the current job ends: gc() only ever runs
-      // in a later job than the last deref().
-      for (let i = 0; i < 50 && !collected; i++) {
-        await tick();
-        gc();
-        await tick();
-        collected = storageRef.deref() === undefined && callbackRef.deref() === undefined;
-      }
-      await kept.logout("nobody");
-      console.log(JSON.stringify({ collected, logouts: logouts.length, control: keptRef.deref() !== undefined }));`);
-    assert.deepEqual(JSON.parse(out), { collected: true, logouts: 1, control: true });
-  });
-
-  // A call keeps its manager or client alive until it settles: otherwise the JS objects only
-  // that manager or client holds (its callbacks, its storage) could be collected mid-call, and
-  // an event or a second storage call would be lost. `getAccessToken` and `ensureValidToken`
-  // return the native Promise as it is, so nothing else holds the object once they are called.
-  test("a manager or client dropped while its call is in flight keeps its storage and callbacks", async () => {
-    const out = await runWithGc(`
-      const store = new m.SessionStore({ adapter: new m.MemoryAdapter(), cleanupInterval: 0 });
-      const id = await store.createSession("u");
-      let open;
-      const gate = new Promise((r) => (open = r));
-      const events = [];
-      const [token, ensured] = (() => {
-        // Due for a refresh, which fails (nothing listens at authBaseUrl): onError, and the
-        // current token. The first storage read waits until the objects were garbage-collected.
-        const expiring = { accessToken: "a", tokenType: "Bearer", refreshToken: "r", expiresAt: Date.now() + 5000 };
-        const gated = () => {
-          const tokens = new Map([[id, expiring], ["c", expiring]]);
-          let first = true;
-          return {
-            async getTokens(s) { if (first) { first = false; await gate; } return tokens.get(s) ?? null; },
-            async setTokens(t, s) { tokens.set(s, t); },
-            async clearTokens(s) { tokens.delete(s); },
-          };
-        };
-        const oauth = m.withOAuthSession(store, cfg, gated(), { onError: (e) => void events.push(e.code) });
-        const client = new m.OAuthClient(cfg, gated(), "c");
-        return [oauth.getAccessToken(id), client.ensureValidToken()];
-      })();
-      for (let i = 0; i < 20; i++) {
-        await tick();
-        gc();
-      }
-      open();
-      console.log(JSON.stringify({ token: await token, ensured: await ensured, events }));`);
-    assert.deepEqual(JSON.parse(out), { token: "a", ensured: "a", events: ["network_error"] });
-  });
+  // The lifetimes of JS OAuth storages and callbacks are tested on both runtimes in
+  // tests/oauth-lifetimes.test.mjs.
 });

@@ -4,6 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -222,13 +224,15 @@ impl OAuthClient {
             })
     }
 
-    async fn run_refresh(&self, seen: &OAuthTokens) -> RefreshOutcome {
+    /// `read_at`: when the caller began reading `seen` (see `refresh::refresh`).
+    async fn run_refresh(&self, seen: &OAuthTokens, read_at: Instant) -> RefreshOutcome {
         refresh::refresh(
             &self.storage,
             &self.config,
             &self.endpoints,
             &self.session_id,
             seen,
+            read_at,
             RefreshSettings {
                 request_timeout_ms: self.options.request_timeout_ms,
                 lock_wait_ms: self.options.lock_wait_ms,
@@ -241,6 +245,7 @@ impl OAuthClient {
     /// `refreshAccessToken()`: refreshes now (joining a refresh already in flight for this
     /// session, in this process or another) and returns the new tokens, which are stored.
     pub async fn refresh_access_token(&self) -> Result<OAuthTokens> {
+        let read_at = Instant::now();
         let tokens = self.stored_tokens().await?;
         if tokens.refresh_token.is_none() {
             return Err(oauth_error(
@@ -248,7 +253,7 @@ impl OAuthClient {
                 "the session's tokens have no refresh token",
             ));
         }
-        match self.run_refresh(&tokens).await {
+        match self.run_refresh(&tokens, read_at).await {
             RefreshOutcome::Refreshed(new) | RefreshOutcome::Adopted(Some(new)) => Ok(new),
             RefreshOutcome::Adopted(None) => self.stored_tokens().await,
             RefreshOutcome::Dead(error)
@@ -261,6 +266,7 @@ impl OAuthClient {
     /// expires within `refresh_skew_ms`. When that refresh fails but the current token has
     /// not expired yet, the current token is returned.
     pub async fn ensure_valid_token(&self) -> Result<String> {
+        let read_at = Instant::now();
         let tokens = self.stored_tokens().await?;
         let now = now_millis();
         if !tokens.needs_refresh(now, self.options.refresh_skew_ms) {
@@ -272,7 +278,7 @@ impl OAuthClient {
             }
             return Ok(tokens.access_token);
         }
-        match self.run_refresh(&tokens).await {
+        match self.run_refresh(&tokens, read_at).await {
             RefreshOutcome::Refreshed(new) | RefreshOutcome::Adopted(Some(new))
                 if !new.is_expired(now_millis()) =>
             {

@@ -220,6 +220,8 @@ impl OAuthSessionManager {
         session_id: &str,
     ) -> Result<Option<(SessionData, Option<OAuthTokens>)>> {
         self.ensure_open()?;
+        // A refresh that ends after this instant counts this call among its burst.
+        let read_at = tokio::time::Instant::now();
         let Some(session) = self.store.get_session(session_id).await? else {
             // Missing or expired: its tokens must not outlive it.
             self.storage.clear_tokens(session_id).await?;
@@ -240,6 +242,7 @@ impl OAuthSessionManager {
             &self.endpoints,
             session_id,
             &tokens,
+            read_at,
             self.settings(),
         )
         .await;

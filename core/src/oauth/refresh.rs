@@ -4,7 +4,10 @@
 //! - In a process: one flight per (storage instance, session id), a `Shared` future in a
 //!   process-global registry. Every manager and `OAuthClient` over the same storage `Arc`
 //!   joins it, and every caller gets its outcome (success or failure alike, so a failing
-//!   server sees one request per burst, not one per caller).
+//!   server sees one request per burst, not one per caller). A burst is every caller that
+//!   began reading the tokens before the flight ended: such a caller gets the ended flight's
+//!   result too, not a flight of its own (see [`LastFlight`]). A caller that began after
+//!   it is the "next call" of SPEC §6, which tries again.
 //! - Across processes: the storage's lease (`try_lock_refresh`), polled with a small backoff
 //!   for a bounded time. While waiting, the tokens are re-read: once the holder stores new
 //!   ones they are used, without a request of our own. After taking the lease the tokens are
@@ -107,6 +110,40 @@ struct SessionSlot {
     flight: Option<(u64, SharedFlight)>,
     /// The attempt record for storages that do not persist them.
     attempt: Option<RefreshAttempt>,
+    /// The flight that ended last, for the stragglers of its burst.
+    last: Option<LastFlight>,
+}
+
+/// An ended flight, kept for callers that read the same tokens before it ended (they belong
+/// to its burst: they share its result and its one-time handling, instead of sending the
+/// same refresh token again or reporting the same logout twice).
+struct LastFlight {
+    /// The tokens the flight was started for.
+    seen: OAuthTokens,
+    ended: Instant,
+    result: FlightResult,
+}
+
+/// How long an ended flight is kept at most. Its stragglers arrive within microseconds to
+/// milliseconds. A flight that proved the session dead is also joined by later callers while
+/// its logout is not done yet (at most [`UNHANDLED_JOIN`]: an `OAuthClient` leaves it to a
+/// manager), so that the logout and its events happen once.
+const LAST_FLIGHT_KEEP: Duration = Duration::from_secs(30);
+const UNHANDLED_JOIN: Duration = Duration::from_secs(5);
+
+impl LastFlight {
+    /// Whether a caller that started reading `seen` at `read_at` belongs to this flight.
+    fn joinable(&self, seen: &OAuthTokens, read_at: Instant) -> bool {
+        let logs_out = matches!(
+            self.result.outcome,
+            RefreshOutcome::Dead(_) | RefreshOutcome::Lost { .. }
+        );
+        self.seen.same_grant(seen)
+            && (read_at <= self.ended
+                || (logs_out
+                    && !self.result.handled.initialized()
+                    && self.ended.elapsed() < UNHANDLED_JOIN))
+    }
 }
 
 struct StorageSlot {
@@ -121,6 +158,7 @@ struct StorageSlot {
 static REGISTRY: LazyLock<Mutex<HashMap<usize, StorageSlot>>> =
     LazyLock::new(|| Mutex::new(HashMap::new()));
 static NEXT_FLIGHT: AtomicU64 = AtomicU64::new(1);
+static SWEEP: AtomicU64 = AtomicU64::new(1);
 
 fn registry() -> MutexGuard<'static, HashMap<usize, StorageSlot>> {
     // No code panics while holding it, and every state it can hold is consistent, so a
@@ -144,13 +182,35 @@ fn with_slot<T>(
     let key = key_of(storage);
     let mut map = registry();
     map.retain(|_, slot| slot.storage.strong_count() > 0);
+    // Sessions nobody asks about again would keep their last flight: sweep now and then.
+    if SWEEP.fetch_add(1, Ordering::Relaxed) % 1024 == 0 {
+        for slot in map.values_mut() {
+            slot.sessions.retain(|_, s| {
+                if s.last
+                    .as_ref()
+                    .is_some_and(|l| l.ended.elapsed() > LAST_FLIGHT_KEEP)
+                {
+                    s.last = None;
+                }
+                s.flight.is_some() || s.attempt.is_some() || s.last.is_some()
+            });
+        }
+        map.retain(|_, slot| !slot.sessions.is_empty());
+    }
     let slot = map.entry(key).or_insert_with(|| StorageSlot {
         storage: Arc::downgrade(storage),
         sessions: HashMap::new(),
     });
     let session = slot.sessions.entry(session_id.to_owned()).or_default();
     let result = f(session);
-    if session.flight.is_none() && session.attempt.is_none() {
+    if session
+        .last
+        .as_ref()
+        .is_some_and(|last| last.ended.elapsed() > LAST_FLIGHT_KEEP)
+    {
+        session.last = None;
+    }
+    if session.flight.is_none() && session.attempt.is_none() && session.last.is_none() {
         slot.sessions.remove(session_id);
     }
     if slot.sessions.is_empty() {
@@ -159,14 +219,16 @@ fn with_slot<T>(
     result
 }
 
-/// Refreshes the session's tokens, joining the flight in progress if there is one. `seen`
-/// are the tokens the caller found (the ones it considers stale).
+/// Refreshes the session's tokens, joining the flight in progress if there is one, or the
+/// one that ended after the caller began reading. `seen` are the tokens the caller found
+/// (the ones it considers stale); `read_at` is when it began reading them.
 pub async fn refresh(
     storage: &Arc<dyn OAuthStorage>,
     config: &Arc<OAuthConfig>,
     endpoints: &Arc<OAuthEndpoints>,
     session_id: &str,
     seen: &OAuthTokens,
+    read_at: Instant,
     settings: RefreshSettings,
 ) -> FlightResult {
     // The lease wait and the HTTP request need Tokio's timers and I/O; without a runtime
@@ -182,13 +244,16 @@ pub async fn refresh(
             handled: Arc::new(OnceCell::new()),
         };
     };
-    let (flight, started) = with_slot(storage, session_id, |slot| {
+    let joined = with_slot(storage, session_id, |slot| {
         // A finished flight still in the map (its removal is the last thing it does, so
         // this is a narrow window) must not hand its old result to a new caller.
         if let Some((_, flight)) = &slot.flight {
             if flight.peek().is_none() {
-                return (flight.clone(), false);
+                return Ok((flight.clone(), false));
             }
+        }
+        if let Some(last) = slot.last.as_ref().filter(|l| l.joinable(seen, read_at)) {
+            return Err(last.result.clone());
         }
         let id = NEXT_FLIGHT.fetch_add(1, Ordering::Relaxed);
         let flight = run_flight(
@@ -203,8 +268,12 @@ pub async fn refresh(
         .boxed()
         .shared();
         slot.flight = Some((id, flight.clone()));
-        (flight, true)
+        Ok((flight, true))
     });
+    let (flight, started) = match joined {
+        Ok(flight) => flight,
+        Err(ended) => return ended,
+    };
     if started {
         // Driven to completion by its own task too: if every caller gives up (a dropped
         // future), the refresh still finishes, stores its tokens and releases the lease,
@@ -216,7 +285,10 @@ pub async fn refresh(
 
 /// Forgets the process-local state of a session (after logout).
 pub fn forget(storage: &Arc<dyn OAuthStorage>, session_id: &str) {
-    with_slot(storage, session_id, |slot| slot.attempt = None);
+    with_slot(storage, session_id, |slot| {
+        slot.attempt = None;
+        slot.last = None;
+    });
 }
 
 async fn run_flight(
@@ -237,8 +309,13 @@ async fn run_flight(
         settings,
     };
     let outcome = flight.with_lease().await;
-    // Leave the registry before the result is handed out: a caller that arrives later has
-    // read newer tokens, or starts a fresh flight that adopts them.
+    let result = FlightResult {
+        outcome,
+        handled: Arc::new(OnceCell::new()),
+    };
+    // Leave the registry before the result is handed out: a caller that begins reading
+    // later sees newer tokens, or starts a fresh flight (a transient failure is retried by
+    // the next burst). The stragglers of this burst join `last`.
     with_slot(&storage, &session_id, |slot| {
         if slot
             .flight
@@ -246,12 +323,14 @@ async fn run_flight(
             .is_some_and(|(flight_id, _)| *flight_id == id)
         {
             slot.flight = None;
+            slot.last = Some(LastFlight {
+                seen: seen.clone(),
+                ended: Instant::now(),
+                result: result.clone(),
+            });
         }
     });
-    FlightResult {
-        outcome,
-        handled: Arc::new(OnceCell::new()),
-    }
+    result
 }
 
 /// The borrowed context of one flight.
