@@ -445,6 +445,9 @@ function unrefTimer(timer) {
   else if (typeof globalThis.Deno?.unrefTimer === "function") globalThis.Deno.unrefTimer(timer);
 }
 
+// The cleanup timers of stores that were dropped without close().
+const cleanupTimers = new FinalizationRegistry((timer) => clearInterval(timer));
+
 // setInterval fires at once for delays above 2^31-1 ms.
 const MAX_TIMER_DELAY = 2 ** 31 - 1;
 
@@ -597,8 +600,12 @@ export function createApi(native) {
       this.#generateId = generateId;
       this.#onError = onError;
       if (interval > 0) {
-        this.#timer = setInterval(() => this.#runCleanup(), Math.min(interval, MAX_TIMER_DELAY));
+        // The timer reaches the store only weakly: a store dropped without close() is
+        // collected, and then its timer is cleared.
+        const store = new WeakRef(this);
+        this.#timer = setInterval(() => store.deref()?.#runCleanup(), Math.min(interval, MAX_TIMER_DELAY));
         unrefTimer(this.#timer);
+        cleanupTimers.register(this, this.#timer, this);
       }
     }
 
@@ -705,6 +712,7 @@ export function createApi(native) {
     /** Stops the cleanup timer; later async calls reject with SessionStoreClosedError. */
     async close() {
       clearInterval(this.#timer);
+      cleanupTimers.unregister(this);
       this.#timer = undefined;
       this.#native.close();
     }

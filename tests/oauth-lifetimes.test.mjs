@@ -6,6 +6,8 @@
 //     npm/session.js keys a storage's native handle by the storage object (a WeakMap);
 //   - they stay while a manager or client that uses them is reachable, and while one of its
 //     calls is in flight (a manager dropped right after `oauth.getAccessToken(id)`).
+// And a SessionStore dropped without close(): its cleanup timer must not keep it (or its
+// adapter) alive.
 // Each test runs in a child process of the current runtime with the garbage collector exposed,
 // importing the module under test (tests/target.mjs).
 import { describe, test, after } from "node:test";
@@ -241,5 +243,30 @@ describe(`OAuth object lifetimes (${runtime})`, () => {
       result.collectedAfter = await collectAll(refs);
       console.log(JSON.stringify(result));`);
     assert.deepEqual(out, { token: "a", ensured: "a", events: ["network_error"], collectedAfter: true });
+  });
+});
+
+describe(`SessionStore lifetimes (${runtime})`, () => {
+  // The cleanup timer (default: hourly) must not keep a store that the application dropped
+  // without close(), nor its adapter; a store still in use keeps running its cleanups.
+  test("stores with the default cleanup timer, dropped without close(), are collected; a kept one still cleans up", async () => {
+    const out = await runWithGc(`
+      const refs = [];
+      await (async () => {
+        for (let i = 0; i < 20; i++) {
+          const adapter = i % 2 ? mapAdapter() : new m.MemoryAdapter();
+          const store = new m.SessionStore({ adapter });
+          await store.createSession("u" + i);
+          refs.push(new WeakRef(store), new WeakRef(adapter));
+        }
+      })();
+      let cleanups = 0;
+      const keptAdapter = { ...mapAdapter(), async cleanup() { cleanups += 1; return 0; } };
+      const kept = new m.SessionStore({ adapter: keptAdapter, cleanupInterval: 20 });
+      const collected = await collectAll(refs, () => kept.createSession("x"));
+      await new Promise((r) => setTimeout(r, 100));
+      await kept.close();
+      console.log(JSON.stringify({ collected, alive: refs.filter((ref) => ref.deref() !== undefined).length, keptCleanedUp: cleanups > 0 }));`);
+    assert.deepEqual(out, { collected: true, alive: 0, keptCleanedUp: true });
   });
 });
