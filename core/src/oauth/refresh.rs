@@ -183,7 +183,7 @@ fn with_slot<T>(
     let mut map = registry();
     map.retain(|_, slot| slot.storage.strong_count() > 0);
     // Sessions nobody asks about again would keep their last flight: sweep now and then.
-    if SWEEP.fetch_add(1, Ordering::Relaxed) % 1024 == 0 {
+    if SWEEP.fetch_add(1, Ordering::Relaxed).is_multiple_of(1024) {
         for slot in map.values_mut() {
             slot.sessions.retain(|_, s| {
                 if s.last
@@ -249,11 +249,11 @@ pub async fn refresh(
         // this is a narrow window) must not hand its old result to a new caller.
         if let Some((_, flight)) = &slot.flight {
             if flight.peek().is_none() {
-                return Ok((flight.clone(), false));
+                return Joined::Running(flight.clone(), false);
             }
         }
         if let Some(last) = slot.last.as_ref().filter(|l| l.joinable(seen, read_at)) {
-            return Err(last.result.clone());
+            return Joined::Ended(last.result.clone());
         }
         let id = NEXT_FLIGHT.fetch_add(1, Ordering::Relaxed);
         let flight = run_flight(
@@ -268,11 +268,11 @@ pub async fn refresh(
         .boxed()
         .shared();
         slot.flight = Some((id, flight.clone()));
-        Ok((flight, true))
+        Joined::Running(flight, true)
     });
     let (flight, started) = match joined {
-        Ok(flight) => flight,
-        Err(ended) => return ended,
+        Joined::Running(flight, started) => (flight, started),
+        Joined::Ended(result) => return result,
     };
     if started {
         // Driven to completion by its own task too: if every caller gives up (a dropped
@@ -281,6 +281,13 @@ pub async fn refresh(
         runtime.spawn(flight.clone());
     }
     flight.await
+}
+
+/// What a caller of [`refresh`] found: a flight to await (and whether it started it), or the
+/// result of an ended flight of its burst.
+enum Joined {
+    Running(SharedFlight, bool),
+    Ended(FlightResult),
 }
 
 /// Forgets the process-local state of a session (after logout).
