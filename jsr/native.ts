@@ -1,67 +1,48 @@
 // The Deno FFI implementation of the "native" interface that npm/session.js builds the public
 // API from (npm/native.d.ts describes it; the N-API addon is the other implementation). Only
 // marshalling lives here: JSON over (pointer, length) buffers, handle lifetimes, and the
-// request protocol through which Rust calls JS (custom adapters, OAuth storages, OAuth
-// events). docs/deno-ffi.md explains the design.
+// channel through which started calls complete and Rust calls JS (custom adapters, OAuth
+// storages, OAuth events). docs/deno-ffi.md explains the design.
 
 import { locateLibrary } from "./loader.ts";
 
 /** Must equal ABI_VERSION in bindings-deno/src/lib.rs. */
-const ABI_VERSION = 2;
+const ABI_VERSION = 3;
 
+// Memory and SQLite handles are called synchronously (`*_call`). PostgreSQL and JS-backed
+// handles, OAuth managers and clients are started (`*_start`, synchronous too: it returns at
+// once) and complete through this context's channel, which one `nonblocking` long poll
+// (`ssd_channel_wait`) watches while anything is outstanding.
+const START = { parameters: ["u64", "u64", "u64", "u32", "buffer", "usize"], result: "pointer" } as const;
 const SYMBOLS = {
   ssd_abi_version: { parameters: [], result: "u32" },
   ssd_buffer_free: { parameters: ["pointer"], result: "void" },
   ssd_adapter_open: { parameters: ["buffer", "usize"], result: "pointer" },
   ssd_adapter_call: { parameters: ["u64", "u32", "buffer", "usize"], result: "pointer" },
-  // The same export, run by Deno on a blocking thread: for PostgreSQL.
-  ssd_adapter_call_nonblocking: {
-    name: "ssd_adapter_call",
-    parameters: ["u64", "u32", "buffer", "usize"],
-    result: "pointer",
-    nonblocking: true,
-  },
+  ssd_adapter_start: START,
   ssd_adapter_free: { parameters: ["u64"], result: "void" },
   ssd_store_open: { parameters: ["buffer", "usize"], result: "pointer" },
   ssd_store_call: { parameters: ["u64", "u32", "buffer", "usize"], result: "pointer" },
-  // For PostgreSQL and JS adapters (the JS thread must stay free to run JS adapter calls).
-  ssd_store_call_nonblocking: {
-    name: "ssd_store_call",
-    parameters: ["u64", "u32", "buffer", "usize"],
-    result: "pointer",
-    nonblocking: true,
-  },
+  ssd_store_start: START,
   ssd_store_free: { parameters: ["u64"], result: "void" },
   ssd_parse_cookie: { parameters: ["buffer", "usize"], result: "pointer" },
   ssd_serialize_cookie: { parameters: ["buffer", "usize"], result: "pointer" },
-  ssd_js_channel_open: { parameters: ["function"], result: "pointer" },
-  ssd_js_channel_close: { parameters: ["u64"], result: "void" },
-  ssd_js_take: { parameters: ["u64"], result: "pointer" },
-  ssd_js_complete: { parameters: ["u64", "u64", "buffer", "usize"], result: "void" },
+  ssd_channel_open: { parameters: [], result: "pointer" },
+  // The long poll: holds one of Deno's blocking threads (one per context, not per call).
+  ssd_channel_wait: { parameters: ["u64", "u32"], result: "u32", nonblocking: true },
+  ssd_channel_wake: { parameters: ["u64"], result: "void" },
+  ssd_channel_take: { parameters: ["u64"], result: "pointer" },
+  ssd_channel_reply: { parameters: ["u64", "u64", "buffer", "usize"], result: "void" },
+  ssd_channel_close: { parameters: ["u64"], result: "void" },
   ssd_oauth_storage_open: { parameters: ["buffer", "usize"], result: "pointer" },
   ssd_oauth_storage_call: { parameters: ["u64", "u32", "buffer", "usize"], result: "pointer" },
-  // For PostgreSQL and JS storages.
-  ssd_oauth_storage_call_nonblocking: {
-    name: "ssd_oauth_storage_call",
-    parameters: ["u64", "u32", "buffer", "usize"],
-    result: "pointer",
-    nonblocking: true,
-  },
+  ssd_oauth_storage_start: START,
   ssd_oauth_storage_free: { parameters: ["u64"], result: "void" },
   ssd_oauth_manager_open: { parameters: ["buffer", "usize"], result: "pointer" },
-  // Manager and client calls may do HTTP and call JS (events, JS storages): nonblocking only.
-  ssd_oauth_manager_call: {
-    parameters: ["u64", "u32", "buffer", "usize"],
-    result: "pointer",
-    nonblocking: true,
-  },
+  ssd_oauth_manager_start: START,
   ssd_oauth_manager_free: { parameters: ["u64"], result: "void" },
   ssd_oauth_client_open: { parameters: ["buffer", "usize"], result: "pointer" },
-  ssd_oauth_client_call: {
-    parameters: ["u64", "u32", "buffer", "usize"],
-    result: "pointer",
-    nonblocking: true,
-  },
+  ssd_oauth_client_start: START,
   ssd_oauth_client_free: { parameters: ["u64"], result: "void" },
 } as const;
 
@@ -173,8 +154,8 @@ function reply(pointer: Deno.PointerValue): unknown {
   return JSON.parse(text);
 }
 
-// Arguments of synchronous calls are encoded into one reused buffer: the native side only
-// borrows it for the duration of the call. (Nonblocking calls get a buffer of their own.)
+// Arguments are encoded into one reused buffer: every export only borrows it while it runs
+// (a started call parses its arguments before it returns), and no JS runs meanwhile.
 let scratch = new Uint8Array(4096);
 
 /** `args` as JSON in the scratch buffer; the view covers exactly the encoded bytes. */
@@ -185,25 +166,6 @@ function encodeScratch(args: unknown): Uint8Array<ArrayBuffer> {
   const { written } = encoder.encodeInto(text, scratch);
   return scratch.subarray(0, written);
 }
-
-/**
- * Settles a nonblocking call. `args` and `owner` (the JS object whose handle is called) stay
- * referenced until then: Deno does not keep the argument buffer alive, and it may start the
- * export on its blocking thread only later; were the owner collected meanwhile, its finalizer
- * would free the handle before the call looks it up.
- */
-async function replyLater(call: Promise<Deno.PointerValue>, args: Uint8Array, owner: object): Promise<unknown> {
-  const pointer = await call;
-  void args.byteLength;
-  keepAlive(owner);
-  return reply(pointer);
-}
-
-/** Does nothing, visibly to the optimiser: `value` is reachable until here. */
-function keepAlive(value: object): void {
-  if (value === keptAliveSentinel) throw new Error("unreachable");
-}
-const keptAliveSentinel = {};
 
 // Handles are freed by close() and, when close() was forgotten, by these finalizers. Freeing a
 // handle may release JS objects the native side called (a JS adapter, an OAuth storage, OAuth
@@ -257,8 +219,7 @@ class FfiAdapter {
       const bytes = encodeScratch(args);
       return reply(ffi.ssd_adapter_call(this.#handle, op, bytes, BigInt(bytes.length)));
     }
-    const bytes = encode(args);
-    return replyLater(ffi.ssd_adapter_call_nonblocking(this.#handle, op, bytes, BigInt(bytes.length)), bytes, this);
+    return start(ffi.ssd_adapter_start, this, this.#handle, op, args);
   }
 
   get(id: string): unknown {
@@ -308,7 +269,7 @@ class FfiAdapter {
   }
 }
 
-// ---- JS objects called from Rust: custom adapters, OAuth storages, OAuth events --------------
+// ---- The channel: completions of started calls, and JS objects called from Rust -------------
 
 /**
  * The functions npm/session.js makes from a user's object: jsAdapterFunctions() for an adapter,
@@ -317,7 +278,10 @@ class FfiAdapter {
  */
 type JsFns = Record<string, ((...args: unknown[]) => Promise<unknown>) | undefined>;
 
-type ChannelMessage =
+/** What `ssd_channel_take` returns, in queue order. */
+type ChannelItem =
+  | { call: number; ok: unknown }
+  | { call: number; err: string }
   | { id: number; bridge: number; method: string; args: unknown[] }
   | { release: number };
 
@@ -332,16 +296,37 @@ type ChannelMessage =
  */
 const bridges = new Map<number, JsFns>();
 let nextBridge = 1;
+
+/**
+ * Started calls not settled yet, by call number. Each entry holds the JS object that owns the
+ * handle (`owner`): a call keeps it alive until it settles, so that its finalizer cannot free
+ * the handle, and with it the objects the call may still need (a JS storage, callbacks).
+ */
+const calls = new Map<number, { resolve: (value: unknown) => void; reject: (error: Error) => void; owner: object }>();
+let nextCall = 1;
+/** Requests from the native side whose JS function has not settled yet. */
+let running = 0;
+
 let channel: bigint | undefined;
 let channelClosed = false;
-// Kept for the life of the process: the notifier thread may call it at any time.
-let notifier: Deno.UnsafeCallback<{ readonly parameters: readonly []; readonly result: "void" }> | undefined;
+/** The poll loop runs (at most one per context). */
+let polling = false;
+/** A long poll (`ssd_channel_wait`) is pending. */
+let waiting = false;
+/**
+ * The long poll's timeout. A wait never outlives it, so the blocking thread of a context that
+ * ended (a terminated Worker) is back within this time; while calls are outstanding the loop
+ * simply waits again.
+ */
+const WAIT_MS = 1000;
+const WAIT_CLOSED = 2;
 
 function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-function complete(id: number, outcome: { ok?: unknown; err?: string }): void {
+/** Answers request `id` of the native side. */
+function replyTo(id: number, outcome: { ok?: unknown; err?: string }): void {
   let bytes: Uint8Array<ArrayBuffer>;
   try {
     bytes = encode(outcome);
@@ -349,44 +334,90 @@ function complete(id: number, outcome: { ok?: unknown; err?: string }): void {
     // A result JSON cannot carry (a BigInt, a cycle): still settle the request.
     bytes = encode({ err: `the adapter returned a value that cannot be sent: ${errorText(error)}` });
   }
-  ffi.ssd_js_complete(channel ?? 0n, BigInt(id), bytes, BigInt(bytes.length));
+  ffi.ssd_channel_reply(channel ?? 0n, BigInt(id), bytes, BigInt(bytes.length));
 }
 
-/** Runs on the JS thread whenever the native side has queued requests (never throws). */
+/** Runs a request's function; the outcome goes back with `replyTo` whenever it settles. */
+function run(id: number, fn: (...args: unknown[]) => Promise<unknown>, args: unknown[]): void {
+  running += 1;
+  Promise.resolve()
+    .then(() => fn(...args))
+    .then(
+      (ok) => replyTo(id, { ok }),
+      (error) => replyTo(id, { err: errorText(error) }),
+    )
+    .finally(() => {
+      running -= 1;
+    });
+}
+
+/**
+ * Takes everything queued on the channel, on the JS thread, in queue order: settles started
+ * calls, starts requested functions, forgets released objects (never throws).
+ */
 function drain(): void {
-  let messages: ChannelMessage[];
+  let items: ChannelItem[];
   try {
-    messages = reply(ffi.ssd_js_take(channel ?? 0n)) as ChannelMessage[];
+    items = reply(ffi.ssd_channel_take(channel ?? 0n)) as ChannelItem[];
   } catch (error) {
-    console.error("@slices-rs/session: cannot read requests for JS adapters:", error);
+    console.error("@slices-rs/session: cannot read the native channel:", error);
     return;
   }
-  for (const message of messages) {
-    if ("release" in message) {
-      bridges.delete(message.release);
-      continue;
+  for (const item of items) {
+    if ("call" in item) {
+      const pending = calls.get(item.call);
+      if (pending === undefined) continue;
+      calls.delete(item.call);
+      if ("err" in item) pending.reject(new Error(item.err));
+      else pending.resolve(item.ok);
+    } else if ("release" in item) {
+      bridges.delete(item.release);
+    } else {
+      const fn = bridges.get(item.bridge)?.[item.method];
+      if (fn === undefined) {
+        replyTo(item.id, { err: `${item.method} is not available on this JS object` });
+        continue;
+      }
+      // Started now, in queue order, settled whenever the function's Promise does. (OAuth
+      // events are ordered by the native side: it queues an event only once the previous one
+      // settled.)
+      run(item.id, fn, item.args);
     }
-    const fn = bridges.get(message.bridge)?.[message.method];
-    if (fn === undefined) {
-      complete(message.id, { err: `${message.method} is not available on this JS object` });
-      continue;
+  }
+  // Drained outside the poll loop (below) with nothing left outstanding: end the pending wait
+  // now, or it would keep the event loop alive until its timeout.
+  if (waiting && calls.size === 0 && running === 0) ffi.ssd_channel_wake(channel ?? 0n);
+}
+
+/**
+ * The poll loop: one long poll at a time, only while calls or requests are outstanding (a
+ * pending wait keeps the process alive, as the calls it stands for should; an idle context
+ * polls nothing and may exit).
+ */
+async function pollLoop(opened: bigint): Promise<void> {
+  polling = true;
+  try {
+    while ((calls.size > 0 || running > 0) && !channelClosed) {
+      waiting = true;
+      let status: number;
+      try {
+        status = await ffi.ssd_channel_wait(opened, WAIT_MS);
+      } finally {
+        waiting = false;
+      }
+      if (status === WAIT_CLOSED) break;
+      drain();
     }
-    // Started now, in queue order, settled whenever the function's Promise does. (OAuth events
-    // are ordered by the native side: it queues an event only once the previous one settled.)
-    Promise.resolve()
-      .then(() => fn(...message.args))
-      .then(
-        (ok) => complete(message.id, { ok }),
-        (error) => complete(message.id, { err: errorText(error) }),
-      );
+  } finally {
+    polling = false;
   }
 }
 
 /**
- * Drains the queue now, on the JS thread. A release never wakes the notifier (see
- * docs/deno-ffi.md): it rides along with the next request. After a handle was freed or a store
- * closed, no request may come for a long time (OAuth callbacks that never fire, an app that
- * stopped using its JS adapter), so the objects the native side let go of are dropped here.
+ * Drains the queue now, on the JS thread. Releases come with no call outstanding: after a
+ * handle was freed or a store closed, nothing may poll for a long time (OAuth callbacks that
+ * never fire, an app that stopped using its JS adapter), so the objects the native side let go
+ * of are dropped here.
  */
 function drainReleases(): void {
   if (channel !== undefined && !channelClosed) drain();
@@ -394,20 +425,50 @@ function drainReleases(): void {
 
 function openChannel(): bigint {
   if (channel !== undefined) return channel;
-  notifier = Deno.UnsafeCallback.threadSafe({ parameters: [], result: "void" } as const, drain);
-  // A live store must not keep the process alive: the pending nonblocking call of a store
-  // operation does that while requests can arrive.
-  notifier.unref();
-  const opened = BigInt(reply(ffi.ssd_js_channel_open(notifier.pointer)) as number);
+  const opened = BigInt(reply(ffi.ssd_channel_open()) as number);
   channel = opened;
-  // When this JS context ends (a worker, a `deno test` module) while the process goes on, the
-  // native side must stop calling into it: the callback would point into a dead isolate.
+  // When this JS context ends (a worker, a `deno test` module) while the process goes on: the
+  // pending wait returns, and requests still waiting for this context fail. (A terminated
+  // Worker gets no unload event: its requests fail once its poll has not come back for a
+  // while, see bindings-deno/src/channel.rs.)
   globalThis.addEventListener("unload", () => {
     channelClosed = true;
-    ffi.ssd_js_channel_close(opened);
-    notifier?.close();
+    ffi.ssd_channel_close(opened);
   });
   return opened;
+}
+
+type StartSymbol = (
+  channel: bigint,
+  call: bigint,
+  handle: bigint,
+  op: number,
+  args: Uint8Array<ArrayBuffer>,
+  len: bigint,
+) => Deno.PointerValue;
+
+/**
+ * Starts operation `op` of `handle` (owned by `owner`). The native side polls it once: done
+ * then, its reply settles the Promise at once; otherwise it goes on on the native runtime, and
+ * the Promise settles when its completion is drained from the channel.
+ */
+function start(symbol: StartSymbol, owner: object, handle: bigint, op: number, args: unknown[]): Promise<unknown> {
+  const opened = openChannel();
+  if (channelClosed) return Promise.reject(new Error("AdapterError: the JS context of this object has ended"));
+  const call = nextCall++;
+  const bytes = encodeScratch(args);
+  const done = symbol(opened, BigInt(call), handle, op, bytes, BigInt(bytes.length));
+  if (done !== null) {
+    // Done on its first poll (or not started: bad arguments, a stale handle): its reply.
+    try {
+      return Promise.resolve(reply(done));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+  const settled = new Promise<unknown>((resolve, reject) => calls.set(call, { resolve, reject, owner }));
+  if (!polling) void pollLoop(opened);
+  return settled;
 }
 
 /**
@@ -459,8 +520,7 @@ class FfiStore {
       const bytes = encodeScratch(args);
       return reply(ffi.ssd_store_call(this.#handle, op, bytes, BigInt(bytes.length)));
     }
-    const bytes = encode(args);
-    return replyLater(ffi.ssd_store_call_nonblocking(this.#handle, op, bytes, BigInt(bytes.length)), bytes, this);
+    return start(ffi.ssd_store_start, this, this.#handle, op, args);
   }
 
   createSession(id: string | undefined | null, userId: string, handle?: string | null, data?: string | null): unknown {
@@ -528,18 +588,6 @@ function serializeCookie(name: string, value: string, options?: unknown): string
 
 // ---- OAuth (SPEC §6) ----------------------------------------------------------------------------
 
-/** A nonblocking call of a manager or client operation. */
-function callLater(
-  symbol: (id: bigint, op: number, args: Uint8Array<ArrayBuffer>, len: bigint) => Promise<Deno.PointerValue>,
-  owner: object,
-  handle: bigint,
-  op: number,
-  args: unknown[],
-): Promise<unknown> {
-  const bytes = encode(args);
-  return replyLater(symbol(handle, op, bytes, BigInt(bytes.length)), bytes, owner);
-}
-
 /**
  * `NativeOAuthStorage` of npm/native.d.ts: a native token storage, or a user's JS storage
  * object (`fromJs`). npm/session.js makes one per JS storage object, so the manager and every
@@ -582,8 +630,7 @@ class FfiOAuthStorage {
       const bytes = encodeScratch(args);
       return reply(ffi.ssd_oauth_storage_call(this.#handle, op, bytes, BigInt(bytes.length)));
     }
-    const bytes = encode(args);
-    return replyLater(ffi.ssd_oauth_storage_call_nonblocking(this.#handle, op, bytes, BigInt(bytes.length)), bytes, this);
+    return start(ffi.ssd_oauth_storage_start, this, this.#handle, op, args);
   }
 
   getTokens(sessionId: string): unknown {
@@ -638,7 +685,7 @@ class FfiOAuthManager {
   }
 
   #call(op: number, args: unknown[]): Promise<unknown> {
-    return callLater(ffi.ssd_oauth_manager_call, this, this.#handle, op, args);
+    return start(ffi.ssd_oauth_manager_start, this, this.#handle, op, args);
   }
 
   createOAuthSession(tokens: unknown, sessionId?: string | null): Promise<unknown> {
@@ -670,7 +717,7 @@ class FfiOAuthClient {
   }
 
   #call(op: number, args: unknown[]): Promise<unknown> {
-    return callLater(ffi.ssd_oauth_client_call, this, this.#handle, op, args);
+    return start(ffi.ssd_oauth_client_start, this, this.#handle, op, args);
   }
 
   authorize(loginHint?: string | null): Promise<unknown> {

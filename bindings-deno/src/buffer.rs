@@ -55,11 +55,11 @@ impl Reply {
         Self::finish(buf)
     }
 
-    /// Already-encoded JSON, framed as is.
-    pub fn raw_json(json: &[u8]) -> Reply {
-        let mut buf = Self::start(json.len());
-        buf.extend_from_slice(json);
-        Self::finish(buf)
+    /// A body written by `write` (which must write JSON).
+    pub fn write(write: impl FnOnce(&mut Vec<u8>) -> serde_json::Result<()>) -> FfiResult<Reply> {
+        let mut buf = Self::start(256);
+        write(&mut buf).map_err(FfiError::Encode)?;
+        Ok(Self::finish(buf))
     }
 
     pub fn error(error: &FfiError) -> Reply {
@@ -76,9 +76,8 @@ impl Reply {
         Box::into_raw(self.0.into_boxed_slice()).cast::<u8>()
     }
 
-    /// The body without the trailing NUL.
-    #[cfg(test)]
-    pub fn body(&self) -> &[u8] {
+    /// The body without the trailing NUL (for a reply that is not an error: its JSON).
+    pub fn json_body(&self) -> &[u8] {
         &self.0[HEADER..self.0.len() - 1]
     }
 }
@@ -122,7 +121,7 @@ mod tests {
         let bytes = reply.0.clone();
         let body = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
         assert_eq!(body, bytes.len() - 8);
-        assert_eq!(reply.body(), br#"{"a":"\u0000"}"#);
+        assert_eq!(reply.json_body(), br#"{"a":"\u0000"}"#);
         assert_eq!(bytes.last(), Some(&0));
         let raw = reply.into_raw();
         unsafe { free(raw) };
@@ -132,7 +131,7 @@ mod tests {
     #[test]
     fn an_error_reply_is_marked_and_has_no_inner_nul() {
         let reply = Reply::error(&FfiError::Usage("x\0y".into()));
-        assert_eq!(reply.body(), "!SessionError: x\u{FFFD}y".as_bytes());
+        assert_eq!(reply.json_body(), "!SessionError: x\u{FFFD}y".as_bytes());
     }
 
     #[test]

@@ -82,6 +82,17 @@ impl FfiError {
 
 pub type FfiResult<T> = Result<T, FfiError>;
 
+/// The message of a caught panic's payload.
+pub fn panic_detail(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(no message)".to_owned()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -27,7 +27,8 @@ use crate::wire::{AdapterSpec, JsInt, StoreSpec, WirePatch, WireSession};
 pub static ADAPTERS: LazyLock<Registry<AdapterHandle>> = LazyLock::new(Registry::default);
 pub static STORES: LazyLock<Registry<StoreHandle>> = LazyLock::new(Registry::default);
 
-/// A call's work, to run with [`crate::runtime::complete`].
+/// A call's work: run here with [`crate::runtime::complete`], or started on the runtime with
+/// [`crate::channel::start`].
 pub type Work = Pin<Box<dyn Future<Output = FfiResult<Reply>> + Send>>;
 
 pub(crate) fn ready(reply: FfiResult<Reply>) -> Work {
@@ -282,11 +283,6 @@ impl StoreHandle {
     /// The store itself, for `withOAuthSession` (the manager keeps it alive).
     pub fn shared(&self) -> Arc<SessionStore> {
         self.store.clone()
-    }
-
-    /// The channel of the store's JS adapter, if it has one.
-    pub fn js_channel(&self) -> Option<u64> {
-        self.js_channel
     }
 
     /// Refuses a call that would block the JS thread on JS (see `js_bridge`).

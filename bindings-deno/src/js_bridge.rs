@@ -1,228 +1,32 @@
 //! JavaScript code called from Rust futures: custom adapters (SPEC §5), custom OAuth storages
 //! and `withOAuthSession`'s event callback (SPEC §6). Each such JS object is a [`Bridge`].
 //!
-//! Deno gives native code one way to reach JS: `Deno.UnsafeCallback.threadSafe`. Calling it
-//! from another thread blocks that thread until the JS thread has run the callback, and a
-//! callback cannot hand a Promise back. So:
+//! No thread calls into JS. A call to a JS function becomes a *request* (id, bridge, method,
+//! JSON arguments) queued on the channel (`channel.rs`) of the JS module instance that made the
+//! object, and the future awaits JS's answer. JS learns about it through its long poll, drains
+//! the queue, starts each function in queue order, and answers each with the synchronous
+//! `ssd_channel_reply`.
 //!
-//! - a call to a JS function becomes a request (id, bridge, method, JSON arguments) queued on
-//!   the channel of the JS module instance that made the object, plus a oneshot the future
-//!   awaits;
-//! - a dedicated notifier thread per channel calls the JS callback (no arguments) whenever the
-//!   queue became non-empty. Only that thread ever blocks on JS, never a runtime worker, and
-//!   it holds no lock while it does;
-//! - the callback drains the queue with the synchronous `ssd_js_take`, starts each function
-//!   in queue order, and reports each outcome with the synchronous `ssd_js_complete`, which
-//!   only sends on the oneshot.
-//!
-//! A handle whose futures may call JS is always called through a `nonblocking` symbol: its
-//! future then blocks one of Deno's blocking threads, and the JS thread stays free to run the
-//! callback. Called synchronously, the JS thread would wait for itself;
-//! `ensure_not_js_thread` turns that deadlock into an error.
+//! A handle whose futures may call JS is always *started* (`ssd_*_start`): its future runs on
+//! the library's runtime, and the JS thread stays free to run the functions. Called through a
+//! synchronous symbol, the JS thread would wait for itself; `ensure_not_js_thread` turns that
+//! deadlock into an error.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard, PoisonError};
-use std::thread::ThreadId;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{json, Value};
 use slices_session_core::adapter::SessionAdapter;
 use slices_session_core::error::{Result, SessionError};
 use slices_session_core::session::{Millis, SessionData, SessionPatch};
-use tokio::sync::oneshot;
 
-use crate::error::{FfiError, FfiResult};
-use crate::registry::Registry;
+use crate::channel::{self, Channel};
+use crate::error::FfiResult;
 use crate::wire::{JsAdapterSpec, JsInt, WirePatch, WireSession};
 
-/// The JS callback: `Deno.UnsafeCallback.threadSafe({ parameters: [], result: "void" }, ...)`.
-pub type Notify = extern "C" fn();
-
-/// A request to JS, or the notice that a JS object is gone (JS then drops its functions).
-#[derive(Debug, Serialize)]
-#[serde(untagged)]
-enum Message {
-    Call {
-        id: u64,
-        bridge: u64,
-        method: &'static str,
-        args: Value,
-    },
-    Release {
-        release: u64,
-    },
-}
-
-/// What JS reports for a request: `{ "ok": value }` or `{ "err": "message" }`.
-#[derive(Debug, Deserialize)]
-struct Completion {
-    #[serde(default)]
-    ok: Value,
-    #[serde(default)]
-    err: Option<String>,
-}
-
-type Outcome = std::result::Result<Value, String>;
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Our critical sections cannot panic half-way through an update; recover the data.
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// One per JS module instance that loaded the library (two copies of the package in one
-/// process share the library and its statics, but not their tables of JS objects).
-pub struct Channel {
-    /// The thread that opened the channel: the JS thread of that instance.
-    js_thread: ThreadId,
-    queue: Mutex<Vec<Message>>,
-    pending: Mutex<HashMap<u64, oneshot::Sender<Outcome>>>,
-    signal: Mutex<Signal>,
-    wake: Condvar,
-}
-
-static CHANNELS: LazyLock<Registry<Channel>> = LazyLock::new(Registry::default);
-static NEXT_REQUEST: AtomicU64 = AtomicU64::new(1);
-
-/// What the notifier waits for.
-#[derive(Default)]
-struct Signal {
-    /// The queue holds calls JS has not been told about.
-    dirty: bool,
-    /// The JS context is going away: never call into it again.
-    closed: bool,
-}
-
-impl Channel {
-    /// Queues a call and wakes the notifier.
-    fn push_call(&self, message: Message) -> Result<(), String> {
-        let mut signal = lock(&self.signal);
-        if signal.closed {
-            return Err("the JS context of this object has ended".into());
-        }
-        lock(&self.queue).push(message);
-        signal.dirty = true;
-        self.wake.notify_one();
-        Ok(())
-    }
-
-    /// Queues a release without waking anyone: it rides along with the next drain. (A release
-    /// happens when a store is closed or collected, often just before its JS context ends;
-    /// calling into a context that is being torn down would crash the process.)
-    fn push_release(&self, message: Message) {
-        if !lock(&self.signal).closed {
-            lock(&self.queue).push(message);
-        }
-    }
-
-    /// The notifier: calls JS once per batch of new calls, until the channel is closed.
-    fn notify_loop(&self, notify: Notify) {
-        loop {
-            {
-                let mut signal = lock(&self.signal);
-                while !signal.dirty && !signal.closed {
-                    signal = self
-                        .wake
-                        .wait(signal)
-                        .unwrap_or_else(PoisonError::into_inner);
-                }
-                if signal.closed {
-                    return;
-                }
-                signal.dirty = false;
-            }
-            // Blocks until the JS thread has run the callback, which drains the queue.
-            notify();
-        }
-    }
-
-    /// Stops the notifier and fails the calls still waiting for JS.
-    fn close(&self) {
-        lock(&self.signal).closed = true;
-        self.wake.notify_one();
-        lock(&self.queue).clear();
-        for (_, tx) in lock(&self.pending).drain() {
-            let _ = tx.send(Err("the JS context of this object has ended".into()));
-        }
-    }
-}
-
-/// `ssd_js_channel_close`: JS calls it when its context unloads.
-pub fn close_channel(channel_id: u64) {
-    if let Some(channel) = CHANNELS.remove(channel_id) {
-        channel.close();
-    }
-}
-
-/// `ssd_js_channel_open`: a channel whose notifier calls `notify`.
-pub fn open_channel(notify: Notify) -> FfiResult<u64> {
-    let channel = Channel {
-        js_thread: std::thread::current().id(),
-        queue: Mutex::new(Vec::new()),
-        pending: Mutex::new(HashMap::new()),
-        signal: Mutex::new(Signal::default()),
-        wake: Condvar::new(),
-    };
-    let id = CHANNELS.insert(channel);
-    let Some(channel) = CHANNELS.get(id) else {
-        return Err(FfiError::Usage(
-            "the JS channel vanished while opening".into(),
-        ));
-    };
-    std::thread::Builder::new()
-        .name("slices-session-js-notify".into())
-        .spawn(move || channel.notify_loop(notify))
-        .map_err(|e| {
-            CHANNELS.remove(id);
-            FfiError::Runtime(format!("cannot start the JS notifier thread: {e}"))
-        })?;
-    Ok(id)
-}
-
-fn channel(id: u64) -> FfiResult<Arc<Channel>> {
-    CHANNELS
-        .get(id)
-        .ok_or_else(|| FfiError::Usage(format!("JS channel {id} does not exist")))
-}
-
-/// `ssd_js_take`: every queued message, as a JSON array.
-pub fn take(channel_id: u64) -> FfiResult<Vec<u8>> {
-    let channel = channel(channel_id)?;
-    let messages = std::mem::take(&mut *lock(&channel.queue));
-    serde_json::to_vec(&messages).map_err(FfiError::Encode)
-}
-
-/// `ssd_js_complete`: settles request `id` with JS's outcome. An unknown id (the caller's
-/// future was dropped) is ignored.
-pub fn complete(channel_id: u64, id: u64, outcome: &[u8]) -> FfiResult<()> {
-    let channel = channel(channel_id)?;
-    let outcome = match serde_json::from_slice::<Completion>(outcome) {
-        Ok(Completion {
-            err: Some(message), ..
-        }) => Err(message),
-        Ok(Completion { ok, err: None }) => Ok(ok),
-        Err(e) => Err(format!("the JS binding sent an unreadable result: {e}")),
-    };
-    if let Some(tx) = lock(&channel.pending).remove(&id) {
-        // The receiver may be gone (the call was abandoned): nothing to do then.
-        let _ = tx.send(outcome);
-    }
-    Ok(())
-}
-
-/// Refuses to block the JS thread of `channel_id` (see the module docs). `what` names the
-/// caller in the error ("a store over a JS adapter").
-pub fn ensure_not_js_thread(channel_id: u64, what: &str) -> FfiResult<()> {
-    match CHANNELS.get(channel_id) {
-        Some(c) if c.js_thread == std::thread::current().id() => Err(FfiError::Usage(format!(
-            "{what} was called through a synchronous FFI symbol; it must use the nonblocking \
-             one (the JS thread would wait for itself)"
-        ))),
-        _ => Ok(()),
-    }
-}
+pub use crate::channel::ensure_not_js_thread;
 
 /// One JS object's functions (a custom adapter, an OAuth storage, `withOAuthSession`'s event
 /// callback), kept by the JS side under a bridge number and reached through a channel. A call
@@ -237,7 +41,7 @@ pub struct Bridge {
 impl Bridge {
     pub fn new(channel_id: u64, bridge: u64) -> FfiResult<Bridge> {
         Ok(Bridge {
-            channel: channel(channel_id)?,
+            channel: channel::get(channel_id)?,
             channel_id,
             bridge,
         })
@@ -251,23 +55,11 @@ impl Bridge {
     /// channel reach JS in the order they were made; a JS failure is an `AdapterError` naming
     /// the method.
     pub async fn call<T: DeserializeOwned>(&self, method: &'static str, args: Value) -> Result<T> {
-        let id = NEXT_REQUEST.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = oneshot::channel();
         let failed = |message: String| SessionError::Adapter { method, message };
-        lock(&self.channel.pending).insert(id, tx);
-        let queued = self.channel.push_call(Message::Call {
-            id,
-            bridge: self.bridge,
-            method,
-            args,
-        });
-        if let Err(message) = queued {
-            lock(&self.channel.pending).remove(&id);
-            return Err(failed(message));
-        }
-        let value = rx
+        let value = self
+            .channel
+            .request(self.bridge, method, args)
             .await
-            .map_err(|_| failed("the JS side dropped the call".into()))?
             .map_err(failed)?;
         serde_json::from_value(value)
             .map_err(|e| failed(format!("returned a value of the wrong shape: {e}")))
@@ -277,9 +69,7 @@ impl Bridge {
 impl Drop for Bridge {
     fn drop(&mut self) {
         // Lets the JS side forget the functions (and so the user's object).
-        self.channel.push_release(Message::Release {
-            release: self.bridge,
-        });
+        self.channel.release(self.bridge);
     }
 }
 
@@ -372,11 +162,25 @@ impl SessionAdapter for JsAdapter {
 mod tests {
     use super::*;
 
-    extern "C" fn ignore() {}
+    fn take(channel_id: u64) -> Value {
+        let reply = channel::get(channel_id).unwrap().take().unwrap();
+        serde_json::from_slice(reply.json_body()).unwrap()
+    }
+
+    fn answer(channel_id: u64, id: u64, outcome: &[u8]) {
+        channel::get(channel_id).unwrap().reply(id, outcome);
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap()
+    }
 
     #[test]
-    fn a_call_is_queued_and_settled_by_complete() {
-        let channel_id = open_channel(ignore).unwrap();
+    fn a_call_is_queued_and_settled_by_the_reply() {
+        let channel_id = channel::open();
         let adapter = JsAdapter::new(&JsAdapterSpec {
             channel: channel_id,
             bridge: 7,
@@ -384,20 +188,18 @@ mod tests {
             delete_by_user: false,
         })
         .unwrap();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
+        let rt = runtime();
         rt.block_on(async {
             let call = adapter.exists("abc");
             tokio::pin!(call);
             // First poll queues the request.
             assert!(futures::poll!(&mut call).is_pending());
-            let queued: Value = serde_json::from_slice(&take(channel_id).unwrap()).unwrap();
+            let queued = take(channel_id);
             assert_eq!(queued[0]["bridge"], 7);
             assert_eq!(queued[0]["method"], "exists");
             assert_eq!(queued[0]["args"], json!(["abc"]));
             let id = queued[0]["id"].as_u64().unwrap();
-            complete(channel_id, id, br#"{"ok":true}"#).unwrap();
+            answer(channel_id, id, br#"{"ok":true}"#);
             assert!(call.await.unwrap());
         });
         assert!(matches!(
@@ -405,15 +207,15 @@ mod tests {
             Err(SessionError::Unsupported { .. })
         ));
         drop(adapter);
-        let released: Value = serde_json::from_slice(&take(channel_id).unwrap()).unwrap();
-        assert_eq!(released, json!([{"release": 7}]));
+        assert_eq!(take(channel_id), json!([{"release": 7}]));
         // This thread opened the channel: it counts as the JS thread.
         assert!(ensure_not_js_thread(channel_id, "a test").is_err());
+        channel::close(channel_id);
     }
 
     #[test]
     fn a_js_error_becomes_an_adapter_error_naming_the_method() {
-        let channel_id = open_channel(ignore).unwrap();
+        let channel_id = channel::open();
         let adapter = JsAdapter::new(&JsAdapterSpec {
             channel: channel_id,
             bridge: 1,
@@ -421,18 +223,40 @@ mod tests {
             delete_by_user: true,
         })
         .unwrap();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
+        let err = runtime().block_on(async {
+            let call = adapter.get("x");
+            tokio::pin!(call);
+            assert!(futures::poll!(&mut call).is_pending());
+            let id = take(channel_id)[0]["id"].as_u64().unwrap();
+            answer(channel_id, id, br#"{"err":"boom"}"#);
+            call.await.unwrap_err()
+        });
+        assert_eq!(err.to_string(), "adapter `get` failed: boom");
+    }
+
+    #[test]
+    fn a_closed_channel_fails_waiting_and_new_calls() {
+        let channel_id = channel::open();
+        let adapter = JsAdapter::new(&JsAdapterSpec {
+            channel: channel_id,
+            bridge: 2,
+            list_by_user: true,
+            delete_by_user: true,
+        })
+        .unwrap();
+        let rt = runtime();
         let err = rt.block_on(async {
             let call = adapter.get("x");
             tokio::pin!(call);
             assert!(futures::poll!(&mut call).is_pending());
-            let queued: Value = serde_json::from_slice(&take(channel_id).unwrap()).unwrap();
-            let id = queued[0]["id"].as_u64().unwrap();
-            complete(channel_id, id, br#"{"err":"boom"}"#).unwrap();
+            channel::close(channel_id);
             call.await.unwrap_err()
         });
-        assert_eq!(err.to_string(), "adapter `get` failed: boom");
+        assert_eq!(
+            err.to_string(),
+            "adapter `get` failed: the JS context of this object has ended"
+        );
+        let err = rt.block_on(adapter.exists("x")).unwrap_err();
+        assert!(err.to_string().contains("has ended"), "{err}");
     }
 }

@@ -10,17 +10,19 @@
 //! - adapters and stores are numbered handles (`registry.rs`), never pointers;
 //! - no panic crosses the boundary: every export runs inside `catch_unwind` (a panic in an
 //!   `extern "C"` function would abort Deno);
-//! - `ssd_adapter_call` / `ssd_store_call` / `ssd_oauth_storage_call` are declared twice by JS:
-//!   synchronous for memory and SQLite handles (their futures finish on the first poll),
-//!   `nonblocking` for PostgreSQL and JS objects (Deno then runs them on a blocking thread,
-//!   where we wait on the runtime); `ssd_oauth_manager_call` / `ssd_oauth_client_call` may do
-//!   HTTP and call JS, and are only declared `nonblocking`.
+//! - memory and SQLite handles are called synchronously (`ssd_adapter_call`, `ssd_store_call`,
+//!   `ssd_oauth_storage_call`: their futures finish on the first poll, on the JS thread);
+//!   PostgreSQL and JS-backed handles, OAuth managers and clients are *started*
+//!   (`ssd_*_start`): the future runs on the library's runtime and its reply comes back
+//!   through the caller's channel (`channel.rs`), which JS long-polls with the one
+//!   `nonblocking` export, `ssd_channel_wait`.
 //!
-//! The exports, by group: ABI and buffers; adapters; stores; cookies; the JS channel (custom
-//! adapters, OAuth storages and events call JS through it, `js_bridge.rs`); OAuth storages,
-//! managers and clients (`oauth/`).
+//! The exports, by group: ABI and buffers; adapters; stores; cookies; the channel (completions
+//! of started calls, and requests to JS from custom adapters, OAuth storages and events,
+//! `js_bridge.rs`); OAuth storages, managers and clients (`oauth/`).
 
 mod buffer;
+mod channel;
 mod error;
 mod handles;
 mod js_bridge;
@@ -29,33 +31,23 @@ mod registry;
 mod runtime;
 mod wire;
 
-use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use slices_session_core::cookie::{self, CookieOptions, CookieOptionsPatch};
 use slices_session_core::error::SessionError;
 
 use buffer::Reply;
-use error::{FfiError, FfiResult};
+use error::{panic_detail, FfiError, FfiResult};
 use handles::{
-    adapter_call, store_call, AdapterHandle, AdapterOp, StoreHandle, StoreOp, ADAPTERS, STORES,
+    adapter_call, store_call, AdapterHandle, AdapterOp, StoreHandle, StoreOp, Work, ADAPTERS,
+    STORES,
 };
 use wire::{AdapterSpec, StoreSpec, WireCookieOptions};
 
 /// Bumped whenever an export, an operation number or a JSON shape changes; jsr/native.ts
 /// refuses a library with another number (a stale `SLICES_SESSION_LIB` would otherwise fail in
 /// confusing ways).
-pub const ABI_VERSION: u32 = 2;
-
-fn panic_detail(payload: &(dyn Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "(no message)".to_owned()
-    }
-}
+pub const ABI_VERSION: u32 = 3;
 
 /// Runs an export's body: its result, its error, or a caught panic, as a reply for JS.
 fn guarded(export: &'static str, body: impl FnOnce() -> FfiResult<Reply>) -> *mut u8 {
@@ -73,6 +65,22 @@ fn guarded(export: &'static str, body: impl FnOnce() -> FfiResult<Reply>) -> *mu
 /// For exports without a reply: a panic is swallowed (and was printed by the panic hook).
 fn guarded_void(body: impl FnOnce()) {
     let _ = catch_unwind(AssertUnwindSafe(body));
+}
+
+/// For the `ssd_*_start` exports: a null pointer when the call goes on (its reply will come
+/// through the channel), else its reply: the result of a call done on its first poll, or an
+/// error (bad arguments, a stale handle, a failure on the first poll, a caught panic).
+fn guarded_start(export: &'static str, body: impl FnOnce() -> FfiResult<Option<Reply>>) -> *mut u8 {
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(Ok(None)) => std::ptr::null_mut(),
+        Ok(Ok(Some(reply))) => reply.into_raw(),
+        Ok(Err(error)) => Reply::error(&error).into_raw(),
+        Err(payload) => Reply::error(&FfiError::Panic {
+            export,
+            detail: panic_detail(payload.as_ref()),
+        })
+        .into_raw(),
+    }
 }
 
 fn parse<T: serde::de::DeserializeOwned>(op: &'static str, json: &[u8]) -> FfiResult<T> {
@@ -112,13 +120,35 @@ pub unsafe extern "C" fn ssd_adapter_open(args: *const u8, len: usize) -> *mut u
     })
 }
 
-/// Calls operation `op` (see `AdapterOp`) of adapter `id` with a JSON array of arguments.
-/// `close` also releases the handle; a later call finds it closed (`AdapterError`), a later
-/// `close` does nothing.
+/// The work of operation `op` of adapter `id`, and whether it completes on its first poll.
+/// `close` also releases the handle once done.
+fn adapter_work(id: u64, op: u32, json: &[u8]) -> FfiResult<(Work, bool)> {
+    let op = AdapterOp::from_code(op)?;
+    let Some(handle) = ADAPTERS.get(id) else {
+        return match op {
+            AdapterOp::Close => Ok((handles::ready(Ok(Reply::null())), true)),
+            _ => Err(SessionError::AdapterClosed.into()),
+        };
+    };
+    let sync = handle.shared().is_sync();
+    let work = adapter_call(&handle, op, json)?;
+    if op != AdapterOp::Close {
+        return Ok((work, sync));
+    }
+    let close: Work = Box::pin(async move {
+        let reply = work.await;
+        ADAPTERS.remove(id);
+        reply
+    });
+    Ok((close, sync))
+}
+
+/// Calls operation `op` (see `AdapterOp`) of adapter `id` with a JSON array of arguments, on
+/// this thread (memory and SQLite). `close` also releases the handle; a later call finds it
+/// closed (`AdapterError`), a later `close` does nothing.
 ///
 /// # Safety
-/// `args` must point to `len` readable bytes that stay untouched until the call returns (for
-/// a `nonblocking` call: until its Promise settles).
+/// `args` must point to `len` readable bytes for the duration of the call.
 #[no_mangle]
 pub unsafe extern "C" fn ssd_adapter_call(
     id: u64,
@@ -129,21 +159,33 @@ pub unsafe extern "C" fn ssd_adapter_call(
     // SAFETY: forwarded caller contract.
     let json = unsafe { buffer::input(args, len) };
     guarded("ssd_adapter_call", || {
-        let op = AdapterOp::from_code(op)?;
-        let Some(handle) = ADAPTERS.get(id) else {
-            return match op {
-                AdapterOp::Close => Ok(Reply::null()),
-                _ => Err(SessionError::AdapterClosed.into()),
-            };
-        };
-        let sync = handle.shared().is_sync();
-        let work = adapter_call(&handle, op, json)?;
-        drop(handle);
-        let reply = runtime::complete(sync, work)?;
-        if op == AdapterOp::Close {
-            ADAPTERS.remove(id);
-        }
-        reply
+        let (work, sync) = adapter_work(id, op, json)?;
+        runtime::complete(sync, work)?
+    })
+}
+
+/// Starts operation `op` of adapter `id` (PostgreSQL): polls it once here, and if that does not
+/// finish it, runs it on the library's runtime; its reply is then queued on `channel` as call
+/// `call` (a number JS chose). Returns null when the call goes on, else its reply (a result,
+/// or an error: bad arguments, a stale handle, a failure found on the first poll).
+///
+/// # Safety
+/// `args` must point to `len` readable bytes for the duration of the call (they are parsed
+/// before it returns).
+#[no_mangle]
+pub unsafe extern "C" fn ssd_adapter_start(
+    channel: u64,
+    call: u64,
+    id: u64,
+    op: u32,
+    args: *const u8,
+    len: usize,
+) -> *mut u8 {
+    // SAFETY: forwarded caller contract.
+    let json = unsafe { buffer::input(args, len) };
+    guarded_start("ssd_adapter_start", || {
+        let (work, _) = adapter_work(id, op, json)?;
+        channel::start(channel, call, work, "ssd_adapter_start")
     })
 }
 
@@ -173,30 +215,62 @@ pub unsafe extern "C" fn ssd_store_open(args: *const u8, len: usize) -> *mut u8 
     })
 }
 
-/// Calls operation `op` (see `StoreOp`) of store `id` with a JSON array of arguments. `close`
-/// marks the store closed and lets its adapter go, keeping what the cookie methods need.
+/// The work of operation `op` of store `id`, and whether it completes on its first poll.
+/// `close` marks the store closed and lets its adapter go, keeping what the cookie methods
+/// need. `blocking`: the caller waits for the work on this thread (see `js_bridge`).
+fn store_work(id: u64, op: u32, json: &[u8], blocking: bool) -> FfiResult<(Work, bool)> {
+    let op = StoreOp::from_code(op)?;
+    let handle = STORES
+        .get(id)
+        .ok_or(FfiError::Session(SessionError::StoreClosed))?;
+    if blocking {
+        handle.check_thread(op)?;
+    }
+    let sync = handle.is_sync() || op.is_immediate();
+    let work = store_call(&handle, op, json)?;
+    if op == StoreOp::Close {
+        if let Some(released) = handle.released() {
+            STORES.replace(id, released);
+        }
+    }
+    Ok((work, sync))
+}
+
+/// Calls operation `op` (see `StoreOp`) of store `id` with a JSON array of arguments, on this
+/// thread (memory and SQLite stores, and the operations every store does without its adapter:
+/// the cookies and `close`).
 ///
 /// # Safety
-/// As for [`ssd_adapter_call`].
+/// `args` must point to `len` readable bytes for the duration of the call.
 #[no_mangle]
 pub unsafe extern "C" fn ssd_store_call(id: u64, op: u32, args: *const u8, len: usize) -> *mut u8 {
     // SAFETY: forwarded caller contract.
     let json = unsafe { buffer::input(args, len) };
     guarded("ssd_store_call", || {
-        let op = StoreOp::from_code(op)?;
-        let handle = STORES
-            .get(id)
-            .ok_or(FfiError::Session(SessionError::StoreClosed))?;
-        handle.check_thread(op)?;
-        let sync = handle.is_sync() || op.is_immediate();
-        let work = store_call(&handle, op, json)?;
-        if op == StoreOp::Close {
-            if let Some(released) = handle.released() {
-                STORES.replace(id, released);
-            }
-        }
-        drop(handle);
+        let (work, sync) = store_work(id, op, json, true)?;
         runtime::complete(sync, work)?
+    })
+}
+
+/// Starts operation `op` of store `id` (PostgreSQL and JS adapters); see
+/// [`ssd_adapter_start`].
+///
+/// # Safety
+/// As for [`ssd_adapter_start`].
+#[no_mangle]
+pub unsafe extern "C" fn ssd_store_start(
+    channel: u64,
+    call: u64,
+    id: u64,
+    op: u32,
+    args: *const u8,
+    len: usize,
+) -> *mut u8 {
+    // SAFETY: forwarded caller contract.
+    let json = unsafe { buffer::input(args, len) };
+    guarded_start("ssd_store_start", || {
+        let (work, _) = store_work(id, op, json, false)?;
+        channel::start(channel, call, work, "ssd_store_start")
     })
 }
 
@@ -242,41 +316,46 @@ pub unsafe extern "C" fn ssd_serialize_cookie(args: *const u8, len: usize) -> *m
     })
 }
 
-/// Opens the channel through which stores over JS adapters call JS (see `js_bridge.rs`).
-/// `notify` is a `Deno.UnsafeCallback.threadSafe` taking and returning nothing; call this on
-/// the JS thread. Reply: the channel id.
+/// Opens the channel of the calling JS thread (see `channel.rs`): started calls complete
+/// through it, and JS objects are called through it. Reply: the channel id.
 #[no_mangle]
-pub extern "C" fn ssd_js_channel_open(notify: Option<js_bridge::Notify>) -> *mut u8 {
-    guarded("ssd_js_channel_open", || {
-        let notify =
-            notify.ok_or_else(|| FfiError::Usage("ssd_js_channel_open needs a callback".into()))?;
-        Reply::json(&js_bridge::open_channel(notify)?)
-    })
+pub extern "C" fn ssd_channel_open() -> *mut u8 {
+    guarded("ssd_channel_open", || Reply::json(&channel::open()))
 }
 
-/// Closes a channel: its notifier stops and calls still waiting for JS fail. JS calls this when
-/// its context unloads (a Deno worker, or a `deno test` module, ends while the process goes on).
+/// The long poll, declared `nonblocking` by JS (one per channel at a time): waits until the
+/// channel has items (1), `timeout_ms` passed or `ssd_channel_wake` was called (0), or the
+/// channel is closed or unknown (2).
 #[no_mangle]
-pub extern "C" fn ssd_js_channel_close(channel: u64) {
-    guarded_void(|| js_bridge::close_channel(channel));
+pub extern "C" fn ssd_channel_wait(channel: u64, timeout_ms: u32) -> u32 {
+    catch_unwind(|| channel::wait(channel, timeout_ms) as u32)
+        .unwrap_or(channel::Wait::Closed as u32)
 }
 
-/// The queued requests of a channel: `[{"id","bridge","method","args"} | {"release"}, ...]`.
+/// Ends the channel's current wait at once (JS has nothing outstanding any more, and a pending
+/// wait would keep its event loop alive until the timeout).
 #[no_mangle]
-pub extern "C" fn ssd_js_take(channel: u64) -> *mut u8 {
-    guarded("ssd_js_take", || {
-        let json = js_bridge::take(channel)?;
-        // Already JSON: framed as is.
-        Ok(Reply::raw_json(&json))
-    })
+pub extern "C" fn ssd_channel_wake(channel: u64) {
+    guarded_void(|| {
+        if let Ok(channel) = channel::get(channel) {
+            channel.wake();
+        }
+    });
 }
 
-/// Settles request `request` of `channel` with `{"ok": value}` or `{"err": "message"}`.
+/// Everything queued on a channel, in order: `[{"call","ok"} | {"call","err"} |
+/// {"id","bridge","method","args"} | {"release"}, ...]`.
+#[no_mangle]
+pub extern "C" fn ssd_channel_take(channel: u64) -> *mut u8 {
+    guarded("ssd_channel_take", || channel::get(channel)?.take())
+}
+
+/// Answers request `request` of `channel` with `{"ok": value}` or `{"err": "message"}`.
 ///
 /// # Safety
 /// `outcome` must point to `len` readable bytes for the duration of the call.
 #[no_mangle]
-pub unsafe extern "C" fn ssd_js_complete(
+pub unsafe extern "C" fn ssd_channel_reply(
     channel: u64,
     request: u64,
     outcome: *const u8,
@@ -284,12 +363,19 @@ pub unsafe extern "C" fn ssd_js_complete(
 ) {
     // SAFETY: forwarded caller contract.
     let json = unsafe { buffer::input(outcome, len) };
-    guarded_void(|| {
+    guarded_void(|| match channel::get(channel) {
+        Ok(channel) => channel.reply(request, json),
         // An unknown channel is a shim bug; there is no one to report it to but stderr.
-        if let Err(e) = js_bridge::complete(channel, request, json) {
-            eprintln!("@slices-rs/session: {}", e.to_js_message());
-        }
+        Err(e) => eprintln!("@slices-rs/session: {}", e.to_js_message()),
     });
+}
+
+/// Closes a channel: its wait returns, calls still waiting for JS fail, and completions are
+/// dropped. JS calls this when its context unloads (a Deno worker, or a `deno test` module,
+/// ends while the process goes on).
+#[no_mangle]
+pub extern "C" fn ssd_channel_close(channel: u64) {
+    guarded_void(|| channel::close(channel));
 }
 
 // ---- OAuth (SPEC §6; oauth/) ------------------------------------------------------------------
@@ -310,7 +396,8 @@ pub unsafe extern "C" fn ssd_oauth_storage_open(args: *const u8, len: usize) -> 
     })
 }
 
-/// Calls operation `op` (see `oauth::StorageOp`) of storage `id` with a JSON array of arguments.
+/// Calls operation `op` (see `oauth::StorageOp`) of storage `id` with a JSON array of
+/// arguments, on this thread (memory and SQLite storages).
 ///
 /// # Safety
 /// As for [`ssd_adapter_call`].
@@ -325,6 +412,28 @@ pub unsafe extern "C" fn ssd_oauth_storage_call(
     let json = unsafe { buffer::input(args, len) };
     guarded("ssd_oauth_storage_call", || {
         oauth::storage_call(id, op, json)
+    })
+}
+
+/// Starts operation `op` of storage `id` (PostgreSQL and JS storages); see
+/// [`ssd_adapter_start`].
+///
+/// # Safety
+/// As for [`ssd_adapter_start`].
+#[no_mangle]
+pub unsafe extern "C" fn ssd_oauth_storage_start(
+    channel: u64,
+    call: u64,
+    id: u64,
+    op: u32,
+    args: *const u8,
+    len: usize,
+) -> *mut u8 {
+    // SAFETY: forwarded caller contract.
+    let json = unsafe { buffer::input(args, len) };
+    guarded_start("ssd_oauth_storage_start", || {
+        let (work, _) = oauth::storage_work(id, op, json, false)?;
+        channel::start(channel, call, work, "ssd_oauth_storage_start")
     })
 }
 
@@ -351,12 +460,15 @@ pub unsafe extern "C" fn ssd_oauth_manager_open(args: *const u8, len: usize) -> 
     })
 }
 
-/// Calls operation `op` (see `oauth::ManagerOp`) of manager `id`. Declared `nonblocking` only.
+/// Starts operation `op` (see `oauth::ManagerOp`) of manager `id`; see [`ssd_adapter_start`].
+/// Manager calls may do HTTP and call JS: they are always started.
 ///
 /// # Safety
-/// As for [`ssd_adapter_call`].
+/// As for [`ssd_adapter_start`].
 #[no_mangle]
-pub unsafe extern "C" fn ssd_oauth_manager_call(
+pub unsafe extern "C" fn ssd_oauth_manager_start(
+    channel: u64,
+    call: u64,
     id: u64,
     op: u32,
     args: *const u8,
@@ -364,8 +476,9 @@ pub unsafe extern "C" fn ssd_oauth_manager_call(
 ) -> *mut u8 {
     // SAFETY: forwarded caller contract.
     let json = unsafe { buffer::input(args, len) };
-    guarded("ssd_oauth_manager_call", || {
-        oauth::manager_call(id, op, json)
+    guarded_start("ssd_oauth_manager_start", || {
+        let work = oauth::manager_work(id, op, json)?;
+        channel::start(channel, call, work, "ssd_oauth_manager_start")
     })
 }
 
@@ -392,12 +505,15 @@ pub unsafe extern "C" fn ssd_oauth_client_open(args: *const u8, len: usize) -> *
     })
 }
 
-/// Calls operation `op` (see `oauth::ClientOp`) of client `id`. Declared `nonblocking` only.
+/// Starts operation `op` (see `oauth::ClientOp`) of client `id`; see [`ssd_adapter_start`].
+/// Client calls may do HTTP and call a JS storage: they are always started.
 ///
 /// # Safety
-/// As for [`ssd_adapter_call`].
+/// As for [`ssd_adapter_start`].
 #[no_mangle]
-pub unsafe extern "C" fn ssd_oauth_client_call(
+pub unsafe extern "C" fn ssd_oauth_client_start(
+    channel: u64,
+    call: u64,
     id: u64,
     op: u32,
     args: *const u8,
@@ -405,7 +521,10 @@ pub unsafe extern "C" fn ssd_oauth_client_call(
 ) -> *mut u8 {
     // SAFETY: forwarded caller contract.
     let json = unsafe { buffer::input(args, len) };
-    guarded("ssd_oauth_client_call", || oauth::client_call(id, op, json))
+    guarded_start("ssd_oauth_client_start", || {
+        let work = oauth::client_work(id, op, json)?;
+        channel::start(channel, call, work, "ssd_oauth_client_start")
+    })
 }
 
 /// Releases client `id` (the JS finalizer).
@@ -542,32 +661,97 @@ mod tests {
         take_reply(unsafe { ssd_oauth_storage_call(id, op as u32, json.as_ptr(), json.len()) })
     }
 
-    fn oauth_manager(id: u64, op: ManagerOp, json: &str) -> Result<serde_json::Value, String> {
-        take_reply(unsafe { ssd_oauth_manager_call(id, op as u32, json.as_ptr(), json.len()) })
-    }
+    type Start = unsafe extern "C" fn(u64, u64, u64, u32, *const u8, usize) -> *mut u8;
 
-    fn oauth_client(id: u64, op: ClientOp, json: &str) -> Result<serde_json::Value, String> {
-        take_reply(unsafe { ssd_oauth_client_call(id, op as u32, json.as_ptr(), json.len()) })
-    }
-
-    extern "C" fn no_notify() {}
-
-    /// Waits (bounded) for the channel's next requests, as JS's drain would take them.
-    fn next_requests(channel: u64) -> Vec<serde_json::Value> {
-        for _ in 0..500 {
-            let taken = take_reply(ssd_js_take(channel)).unwrap();
-            let taken = taken.as_array().unwrap().clone();
-            if !taken.is_empty() {
-                return taken;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(10));
+    /// Starts a call: `Ok(None)` when it goes on, else its result (done on the first poll).
+    fn start(
+        f: Start,
+        channel: u64,
+        call: u64,
+        id: u64,
+        op: u32,
+        json: &str,
+    ) -> Result<Option<serde_json::Value>, String> {
+        let ptr = unsafe { f(channel, call, id, op, json.as_ptr(), json.len()) };
+        if ptr.is_null() {
+            Ok(None)
+        } else {
+            take_reply(ptr).map(Some)
         }
-        panic!("no request arrived on channel {channel}");
+    }
+
+    /// Waits (bounded) for the channel's next items, as JS's long poll and drain take them.
+    fn next_items(channel: u64) -> Vec<serde_json::Value> {
+        for _ in 0..50 {
+            match ssd_channel_wait(channel, 200) {
+                1 => {
+                    let taken = take_reply(ssd_channel_take(channel)).unwrap();
+                    return taken.as_array().unwrap().clone();
+                }
+                0 => {}
+                other => panic!("channel {channel}: wait reported {other}"),
+            }
+        }
+        panic!("nothing arrived on channel {channel}");
     }
 
     fn settle(channel: u64, request: &serde_json::Value, outcome: &str) {
         let id = request["id"].as_u64().unwrap();
-        unsafe { ssd_js_complete(channel, id, outcome.as_ptr(), outcome.len()) };
+        unsafe { ssd_channel_reply(channel, id, outcome.as_ptr(), outcome.len()) };
+    }
+
+    fn channel_open() -> u64 {
+        take_reply(ssd_channel_open()).unwrap().as_u64().unwrap()
+    }
+
+    #[test]
+    fn started_store_calls_complete_through_the_channel() {
+        let channel = channel_open();
+        let adapter = call(ssd_adapter_open, r#"{"kind":"memory"}"#).unwrap()["id"]
+            .as_u64()
+            .unwrap();
+        let store = call(
+            ssd_store_open,
+            &format!(r#"{{"adapter":{adapter},"config":{{}}}}"#),
+        )
+        .unwrap()["id"]
+            .as_u64()
+            .unwrap();
+        // A memory store's calls are done on their first poll: the reply comes back at once.
+        let create = StoreOp::CreateSession as u32;
+        let args = r#"["s1","u1",null,null]"#;
+        let created = start(ssd_store_start, channel, 1, store, create, args).unwrap();
+        assert_eq!(created, Some(serde_json::json!("s1")));
+        let e = start(ssd_store_start, channel, 2, store, create, args).unwrap_err();
+        assert!(e.starts_with("SessionError: session id"), "{e}");
+        // Bad arguments, an unknown operation, a stale handle or channel: no start at all.
+        let get = StoreOp::GetSession as u32;
+        let e = start(ssd_store_start, channel, 3, store, get, "[42]").unwrap_err();
+        assert!(
+            e.starts_with("TypeError: invalid arguments for getSession"),
+            "{e}"
+        );
+        let e = start(ssd_store_start, channel, 3, store, 99, "[]").unwrap_err();
+        assert!(e.contains("operation code 99"), "{e}");
+        let e = start(ssd_store_start, channel, 3, u64::MAX, get, r#"["x"]"#).unwrap_err();
+        assert!(e.starts_with("SessionStoreClosedError"), "{e}");
+        let e = start(ssd_store_start, u64::MAX, 3, store, get, r#"["x"]"#).unwrap_err();
+        assert!(e.contains("channel"), "{e}");
+        // An adapter closed through a started call is released once the call is done.
+        let close = AdapterOp::Close as u32;
+        let closed = start(ssd_adapter_start, channel, 4, adapter, close, "[]").unwrap();
+        assert_eq!(closed, Some(serde_json::Value::Null));
+        let gone = self::adapter(adapter, AdapterOp::Get, r#"["x"]"#).unwrap_err();
+        assert_eq!(gone, "AdapterError: the adapter is closed");
+        // Nothing outstanding: a wait times out, or returns at once when woken.
+        assert_eq!(ssd_channel_wait(channel, 10), 0);
+        ssd_channel_wake(channel);
+        let woken = std::time::Instant::now();
+        assert_eq!(ssd_channel_wait(channel, 10_000), 0);
+        assert!(woken.elapsed() < std::time::Duration::from_secs(5));
+        ssd_store_free(store);
+        ssd_channel_close(channel);
+        assert_eq!(ssd_channel_wait(channel, 10_000), 2);
     }
 
     const CONFIG: &str = r#"{"clientId":"c","clientSecret":"s","authBaseUrl":"http://127.0.0.1:9","redirectUri":"http://localhost/cb","scopes":["atproto"]}"#;
@@ -621,10 +805,11 @@ mod tests {
     }
 
     /// Events reach JS one at a time, each only after the previous one was settled: a logout
-    /// whose callback throws is followed (not preceded) by the error event reporting it.
+    /// whose callback throws is followed (not preceded) by the error event reporting it, and
+    /// the call completes only after both.
     #[test]
     fn manager_events_are_delivered_in_order_through_the_channel() {
-        let channel = js_bridge::open_channel(no_notify).unwrap();
+        let channel = channel_open();
         let adapter = call(ssd_adapter_open, r#"{"kind":"memory"}"#).unwrap()["id"]
             .as_u64()
             .unwrap();
@@ -651,13 +836,18 @@ mod tests {
             .as_u64()
             .unwrap();
 
-        // This thread opened the channel: it is "the JS thread", which must never wait on it.
-        let e = oauth_manager(manager, ManagerOp::Logout, r#"["s1"]"#).unwrap_err();
-        assert!(e.contains("synchronous FFI symbol"), "{e}");
-
-        let pending =
-            std::thread::spawn(move || oauth_manager(manager, ManagerOp::Logout, r#"["s1"]"#));
-        let first = next_requests(channel);
+        let logout = ManagerOp::Logout as u32;
+        // Pending on its first event: the reply will come through the channel.
+        let started = start(
+            ssd_oauth_manager_start,
+            channel,
+            1,
+            manager,
+            logout,
+            r#"["s1"]"#,
+        );
+        assert_eq!(started, Ok(None));
+        let first = next_items(channel);
         assert_eq!(first.len(), 1);
         assert_eq!(first[0]["bridge"], 9);
         assert_eq!(first[0]["method"], "onEvent");
@@ -666,23 +856,33 @@ mod tests {
             serde_json::json!([{"kind":"logout","sessionId":"s1"}])
         );
         settle(channel, &first[0], r#"{"err":"boom"}"#);
-        let second = next_requests(channel);
+        let second = next_items(channel);
         assert_eq!(
             second[0]["args"],
             serde_json::json!([{"kind":"error","error":"AdapterError: adapter `onEvent` failed: boom"}])
         );
         settle(channel, &second[0], "{}");
-        assert_eq!(pending.join().unwrap().unwrap(), serde_json::Value::Null);
+        assert_eq!(
+            next_items(channel),
+            vec![serde_json::json!({"call": 1, "ok": null})]
+        );
         assert_eq!(
             oauth_storage(storage, StorageOp::GetTokens, r#"["s1"]"#).unwrap(),
             serde_json::Value::Null
         );
 
-        // Freeing the manager releases the event bridge, without waking JS.
+        // Freeing the manager releases the event bridge.
         ssd_oauth_manager_free(manager);
-        let released = take_reply(ssd_js_take(channel)).unwrap();
-        assert_eq!(released, serde_json::json!([{"release": 9}]));
-        let e = oauth_manager(manager, ManagerOp::Logout, r#"["s1"]"#).unwrap_err();
+        assert_eq!(next_items(channel), vec![serde_json::json!({"release": 9})]);
+        let e = start(
+            ssd_oauth_manager_start,
+            channel,
+            2,
+            manager,
+            logout,
+            r#"["s1"]"#,
+        )
+        .unwrap_err();
         assert!(
             e.starts_with("SessionError: no OAuth manager has the handle"),
             "{e}"
@@ -695,12 +895,12 @@ mod tests {
         ssd_oauth_storage_free(storage);
         ssd_store_free(store);
         ssd_adapter_free(adapter);
-        js_bridge::close_channel(channel);
+        ssd_channel_close(channel);
     }
 
     #[test]
     fn a_client_over_a_js_storage_calls_it_through_the_channel() {
-        let channel = js_bridge::open_channel(no_notify).unwrap();
+        let channel = channel_open();
         let storage = call(
             ssd_oauth_storage_open,
             &format!(r#"{{"kind":"js","channel":{channel},"bridge":5}}"#),
@@ -708,34 +908,64 @@ mod tests {
         .unwrap();
         assert_eq!(storage["isSync"], false);
         let storage = storage["id"].as_u64().unwrap();
+        // Called synchronously on the JS thread (this one opened the channel), the storage
+        // would wait for the JS thread: refused.
+        let e = oauth_storage(storage, StorageOp::GetTokens, r#"["s2"]"#).unwrap_err();
+        assert!(e.contains("synchronous FFI symbol"), "{e}");
         let spec = format!(r#"{{"config":{CONFIG},"storage":{storage},"sessionId":"s2"}}"#);
         let client = call(ssd_oauth_client_open, &spec).unwrap()["id"]
             .as_u64()
             .unwrap();
 
-        let pending =
-            std::thread::spawn(move || oauth_client(client, ClientOp::EnsureValidToken, "[]"));
-        let request = next_requests(channel);
+        let ensure = ClientOp::EnsureValidToken as u32;
+        start(ssd_oauth_client_start, channel, 1, client, ensure, "[]").unwrap();
+        let request = next_items(channel);
         assert_eq!(request[0]["method"], "getTokens");
         assert_eq!(request[0]["args"], serde_json::json!(["s2"]));
         settle(channel, &request[0], r#"{"ok":null}"#);
-        let e = pending.join().unwrap().unwrap_err();
+        let done = next_items(channel);
+        assert_eq!(done[0]["call"], 1);
+        let e = done[0]["err"].as_str().unwrap();
         assert!(e.starts_with("OAuthError(no_tokens): "), "{e}");
 
-        let pending = std::thread::spawn(move || oauth_client(client, ClientOp::Logout, "[]"));
-        let request = next_requests(channel);
+        let logout = ClientOp::Logout as u32;
+        start(ssd_oauth_client_start, channel, 2, client, logout, "[]").unwrap();
+        let request = next_items(channel);
         assert_eq!(request[0]["method"], "clearTokens");
         settle(channel, &request[0], r#"{"err":"storage down"}"#);
-        let e = pending.join().unwrap().unwrap_err();
         assert_eq!(
-            e,
-            "AdapterError: adapter `clearTokens` failed: storage down"
+            next_items(channel),
+            vec![
+                serde_json::json!({"call": 2, "err": "AdapterError: adapter `clearTokens` failed: storage down"})
+            ]
+        );
+
+        // A started storage call goes through the channel too.
+        let get = StorageOp::GetTokens as u32;
+        start(
+            ssd_oauth_storage_start,
+            channel,
+            3,
+            storage,
+            get,
+            r#"["s3"]"#,
+        )
+        .unwrap();
+        let request = next_items(channel);
+        assert_eq!(request[0]["method"], "getTokens");
+        settle(
+            channel,
+            &request[0],
+            r#"{"ok":{"accessToken":"t","tokenType":"Bearer"}}"#,
+        );
+        assert_eq!(
+            next_items(channel),
+            vec![serde_json::json!({"call": 3, "ok": {"accessToken":"t","tokenType":"Bearer"}})]
         );
 
         ssd_oauth_client_free(client);
         ssd_oauth_storage_free(storage);
-        let released = take_reply(ssd_js_take(channel)).unwrap();
-        assert_eq!(released, serde_json::json!([{"release": 5}]));
-        js_bridge::close_channel(channel);
+        assert_eq!(next_items(channel), vec![serde_json::json!({"release": 5})]);
+        ssd_channel_close(channel);
     }
 }

@@ -2,9 +2,9 @@
 //!
 //! Memory and SQLite futures complete on their first poll: they run right on the calling
 //! thread (Deno's JS thread for a synchronous FFI call) and never touch the runtime.
-//! PostgreSQL and JS-adapter futures pend; the JS side calls them through a `nonblocking`
-//! symbol, so Deno runs the export on one of its blocking threads, where we block on the
-//! future while the runtime's workers drive the I/O.
+//! PostgreSQL, JS-backed and OAuth manager and client futures pend: JS *starts* them
+//! (`channel::start`), they run as tasks on this runtime, and their replies come back through
+//! the caller's channel. No Deno thread waits for one of them.
 
 use std::future::Future;
 use std::sync::OnceLock;
@@ -32,7 +32,7 @@ pub fn runtime() -> FfiResult<&'static Runtime> {
         .map_err(|e| FfiError::Runtime(e.clone()))
 }
 
-/// Runs `fut` to completion on this thread.
+/// Runs `fut` to completion on this thread (the synchronous exports).
 ///
 /// `sync`: the handle's futures complete on their first poll (memory, SQLite), so one poll
 /// outside any runtime does it; should one pend all the same, it is finished on the runtime

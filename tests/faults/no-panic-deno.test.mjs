@@ -15,12 +15,10 @@ import { startDeno, denoVersion, figure, ROOT } from "./helpers.mjs";
 
 const CHILD = fileURLToPath(new URL("./no-panic-child.mjs", import.meta.url));
 
-// Terminating a Worker whose custom JS adapter has calls in flight crashes Deno: the library's
-// notifier thread ("slices-session-js-notify", bindings-deno/src/js_bridge.rs) calls the
-// worker's Deno.UnsafeCallback.threadSafe after the worker's isolate is gone (SIGSEGV, at times
-// SIGABRT, in every run). Reported to the binding's owners; the test stays `todo` until fixed.
-const WORKER_JS_ADAPTER_BUG =
-  "bindings-deno: terminating a Worker with custom-JS-adapter calls in flight kills the process (docs/reliability.md, bug 6)";
+// Terminating a Worker whose custom JS adapter had calls in flight once crashed Deno: a
+// notifier thread of the library called the worker's Deno.UnsafeCallback.threadSafe after the
+// worker's isolate was gone (docs/reliability.md, bug 6, fixed: no thread calls into JS any
+// more; each JS context long-polls its channel, bindings-deno/src/channel.rs).
 
 before(() => {
   for (const file of ["jsr/session.js", "target/release/libslices_session_deno.so"]) {
@@ -155,7 +153,7 @@ describe("Deno (jsr/mod.ts, FFI): no Rust panic or crash reaches the process", (
     assert.deepEqual(r.results, { "workers terminated mid-flight": 12, "main thread still works": 'ok: "main"' });
   });
 
-  test("Workers terminated with custom JS adapter calls in flight, 12 times: the main thread lives on", { todo: WORKER_JS_ADAPTER_BUG }, async () => {
+  test("Workers terminated with custom JS adapter calls in flight, 12 times: the main thread lives on", async () => {
     const r = await run("worker-terminate", ["js"]);
     figure("deno workers terminated with JS-adapter calls in flight", r.signal ? `the process died by ${r.signal}` : `exit ${r.code}`);
     expectClean(r);

@@ -5,9 +5,9 @@
 //!
 //! | handle | opened from | calls |
 //! |---|---|---|
-//! | storage | `{"kind":"memory" \| "sqlite" \| "postgres" \| "js", ...}` | [`StorageOp`]; memory and SQLite synchronous, the others `nonblocking` |
-//! | manager | a store handle, a storage handle, the config, the options, the `onEvent` bridge | [`ManagerOp`]; always `nonblocking` (HTTP, and events go to JS) |
-//! | client | the config, a storage handle, the session id | [`ClientOp`]; always `nonblocking` (HTTP) |
+//! | storage | `{"kind":"memory" \| "sqlite" \| "postgres" \| "js", ...}` | [`StorageOp`]; memory and SQLite synchronous, the others started (`channel.rs`) |
+//! | manager | a store handle, a storage handle, the config, the options, the `onEvent` bridge | [`ManagerOp`]; always started (HTTP, and events go to JS) |
+//! | client | the config, a storage handle, the session id | [`ClientOp`]; always started (HTTP) |
 //!
 //! One storage handle per JS storage object (npm/session.js keeps it), so the manager and every
 //! client over that object share the core's refresh flight, which is keyed by the storage
@@ -238,17 +238,24 @@ pub fn storage_open(spec: OAuthStorageSpec) -> FfiResult<Reply> {
     Reply::json(&Opened { id, is_sync })
 }
 
-/// `ssd_oauth_storage_call`. `close` closes the storage but keeps the handle, as the N-API
-/// object stays usable: managers and clients over it then get the storage's own errors.
-pub fn storage_call(id: u64, op: u32, json: &[u8]) -> FfiResult<Reply> {
+/// The work of operation `op` of storage `id`, and whether it completes on its first poll.
+/// `close` closes the storage but keeps the handle, as the N-API object stays usable: managers
+/// and clients over it then get the storage's own errors. `blocking`: the caller will wait for
+/// the work on this thread (`ssd_oauth_storage_call`), which must not be a JS thread the work
+/// needs.
+pub fn storage_work(id: u64, op: u32, json: &[u8], blocking: bool) -> FfiResult<(Work, bool)> {
     let op = StorageOp::from_code(op)?;
     let handle = storage(id)?;
     let sync = handle.is_sync() || op == StorageOp::Size;
-    if !sync {
+    if blocking && !sync {
         check_threads(&handle.channels(), "a JS OAuth storage")?;
     }
-    let work = handle.call(op, json)?;
-    drop(handle);
+    Ok((handle.call(op, json)?, sync))
+}
+
+/// `ssd_oauth_storage_call`: waits for the work on this thread.
+pub fn storage_call(id: u64, op: u32, json: &[u8]) -> FfiResult<Reply> {
+    let (work, sync) = storage_work(id, op, json, true)?;
     runtime::complete(sync, work)?
 }
 
@@ -257,8 +264,6 @@ pub fn storage_call(id: u64, op: u32, json: &[u8]) -> FfiResult<Reply> {
 /// What `withOAuthSession` returns.
 pub struct ManagerHandle {
     manager: Arc<OAuthSessionManager>,
-    /// The channels its futures may call JS through (events; a JS storage or adapter).
-    channels: Vec<u64>,
 }
 
 /// `ssd_oauth_manager_open`.
@@ -268,11 +273,6 @@ pub fn manager_open(spec: ManagerSpec) -> FfiResult<Reply> {
         .ok_or(FfiError::Session(SessionError::StoreClosed))?;
     let storage = storage(spec.storage)?;
     let events = JsOAuthEvents::new(Bridge::new(spec.events.channel, spec.events.bridge)?);
-    let mut channels = vec![spec.events.channel];
-    channels.extend(storage.js_channel);
-    channels.extend(store.js_channel());
-    channels.sort_unstable();
-    channels.dedup();
     let manager = OAuthSessionManager::new(
         store.shared(),
         spec.config.into(),
@@ -282,7 +282,6 @@ pub fn manager_open(spec: ManagerSpec) -> FfiResult<Reply> {
     )?;
     let id = MANAGERS.insert(ManagerHandle {
         manager: Arc::new(manager),
-        channels,
     });
     Reply::json(&Opened { id, is_sync: false })
 }
@@ -327,17 +326,14 @@ impl ManagerHandle {
     }
 }
 
-/// `ssd_oauth_manager_call`: always blocks on the runtime (JS calls it `nonblocking`).
-pub fn manager_call(id: u64, op: u32, json: &[u8]) -> FfiResult<Reply> {
+/// The work of operation `op` of manager `id` (`ssd_oauth_manager_start`: always started).
+pub fn manager_work(id: u64, op: u32, json: &[u8]) -> FfiResult<Work> {
     let op = ManagerOp::from_code(op)?;
     let handle = MANAGERS.get(id).ok_or(FfiError::StaleHandle {
         kind: "OAuth manager",
         id,
     })?;
-    check_threads(&handle.channels, "an OAuth manager")?;
-    let work = handle.call(op, json)?;
-    drop(handle);
-    runtime::complete(false, work)?
+    handle.call(op, json)
 }
 
 // ---- clients ----------------------------------------------------------------------------------
@@ -345,7 +341,6 @@ pub fn manager_call(id: u64, op: u32, json: &[u8]) -> FfiResult<Reply> {
 /// `OAuthClient(config, storage, sessionId)`.
 pub struct ClientHandle {
     client: Arc<OAuthClient>,
-    channels: Vec<u64>,
 }
 
 /// `ssd_oauth_client_open`.
@@ -354,7 +349,6 @@ pub fn client_open(spec: ClientSpec) -> FfiResult<Reply> {
     let client = OAuthClient::new(spec.config.into(), storage.storage.clone(), spec.session_id)?;
     let id = CLIENTS.insert(ClientHandle {
         client: Arc::new(client),
-        channels: storage.channels(),
     });
     Reply::json(&Opened { id, is_sync: false })
 }
@@ -389,15 +383,12 @@ impl ClientHandle {
     }
 }
 
-/// `ssd_oauth_client_call`: always blocks on the runtime (JS calls it `nonblocking`).
-pub fn client_call(id: u64, op: u32, json: &[u8]) -> FfiResult<Reply> {
+/// The work of operation `op` of client `id` (`ssd_oauth_client_start`: always started).
+pub fn client_work(id: u64, op: u32, json: &[u8]) -> FfiResult<Work> {
     let op = ClientOp::from_code(op)?;
     let handle = CLIENTS.get(id).ok_or(FfiError::StaleHandle {
         kind: "OAuth client",
         id,
     })?;
-    check_threads(&handle.channels, "an OAuthClient over a JS storage")?;
-    let work = handle.call(op, json)?;
-    drop(handle);
-    runtime::complete(false, work)?
+    handle.call(op, json)
 }
