@@ -210,8 +210,8 @@ class FfiAdapter {
     return new FfiAdapter({ kind: "sqlite", path, busyTimeoutMs: busyTimeoutMs ?? null });
   }
 
-  static postgresAdapter(url: string, maxConnections?: number | null): FfiAdapter {
-    return new FfiAdapter({ kind: "postgres", url, maxConnections: maxConnections ?? null });
+  static postgresAdapter(url: string, maxConnections?: number | null, queryTimeoutMs?: number | null): FfiAdapter {
+    return new FfiAdapter({ kind: "postgres", url, maxConnections: maxConnections ?? null, queryTimeoutMs: queryTimeoutMs ?? null });
   }
 
   #call(op: number, args: unknown[], sync: boolean = this.isSync): unknown {
@@ -616,8 +616,8 @@ class FfiOAuthStorage {
     return new FfiOAuthStorage({ kind: "sqlite", path });
   }
 
-  static postgresStorage(url: string, maxConnections?: number | null): FfiOAuthStorage {
-    return new FfiOAuthStorage({ kind: "postgres", url, maxConnections: maxConnections ?? null });
+  static postgresStorage(url: string, maxConnections?: number | null, queryTimeoutMs?: number | null): FfiOAuthStorage {
+    return new FfiOAuthStorage({ kind: "postgres", url, maxConnections: maxConnections ?? null, queryTimeoutMs: queryTimeoutMs ?? null });
   }
 
   /** `fns`: `getTokens`, `setTokens(tokens, sessionId)`, `clearTokens`, bound to the user's object. */

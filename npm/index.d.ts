@@ -128,6 +128,12 @@ export declare class SQLiteAdapter extends NativeBackedAdapter {
 export interface PostgresAdapterOptions {
   /** Pool size; default 10. */
   maxConnections?: number;
+  /**
+   * Limit for one call, from waiting for a connection to the answer, in ms; default 10 000,
+   * `0` for none. A call over it rejects with an `AdapterError` and the pool's connections
+   * are replaced (a hung server cannot hold requests for longer).
+   */
+  queryTimeout?: number;
 }
 
 export declare class PostgresAdapter extends NativeBackedAdapter {

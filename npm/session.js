@@ -445,6 +445,18 @@ function unrefTimer(timer) {
   else if (typeof globalThis.Deno?.unrefTimer === "function") globalThis.Deno.unrefTimer(timer);
 }
 
+/** The options of PostgresAdapter and PostgresOAuthStorage, checked. */
+function postgresOptions(options) {
+  if (!isPlainObject(options)) throw fail("options", "an object", options);
+  const max = options.maxConnections === undefined ? undefined : checkMillis(options.maxConnections, "options.maxConnections");
+  if (max !== undefined && max < 1) throw new TypeError("options.maxConnections must be at least 1");
+  const queryTimeout = options.queryTimeout === undefined ? undefined : checkMillis(options.queryTimeout, "options.queryTimeout");
+  if (queryTimeout !== undefined && (queryTimeout < 0 || queryTimeout > 0xffffffff)) {
+    throw new TypeError("options.queryTimeout must be between 0 (no limit) and 4294967295 ms");
+  }
+  return { max, queryTimeout };
+}
+
 // The cleanup timers of stores that were dropped without close().
 const cleanupTimers = new FinalizationRegistry((timer) => clearInterval(timer));
 
@@ -553,10 +565,8 @@ export function createApi(native) {
     /** Does not connect: the pool connects on first use. */
     constructor(connectionString, options = {}) {
       checkString(connectionString, "connectionString");
-      if (!isPlainObject(options)) throw fail("options", "an object", options);
-      const max = options.maxConnections === undefined ? undefined : checkMillis(options.maxConnections, "options.maxConnections");
-      if (max !== undefined && max < 1) throw new TypeError("options.maxConnections must be at least 1");
-      super(() => native.NativeAdapter.postgresAdapter(connectionString, max));
+      const { max, queryTimeout } = postgresOptions(options);
+      super(() => native.NativeAdapter.postgresAdapter(connectionString, max, queryTimeout));
     }
     /** Creates the table and indexes if missing (also done on first use). */
     async initialize() {
@@ -792,10 +802,8 @@ export function createApi(native) {
     /** Does not connect: the pool connects on first use. */
     constructor(connectionString, options = {}) {
       checkString(connectionString, "connectionString");
-      if (!isPlainObject(options)) throw fail("options", "an object", options);
-      const max = options.maxConnections === undefined ? undefined : checkMillis(options.maxConnections, "options.maxConnections");
-      if (max !== undefined && max < 1) throw new TypeError("options.maxConnections must be at least 1");
-      super(() => native.NativeOAuthStorage.postgresStorage(connectionString, max));
+      const { max, queryTimeout } = postgresOptions(options);
+      super(() => native.NativeOAuthStorage.postgresStorage(connectionString, max, queryTimeout));
     }
     /** Creates the tables if missing (also done on first use). */
     async initialize() {

@@ -2,6 +2,7 @@
 // Needs SLICES_TEST_PG_URL for the tests that talk to a server (they fail without it).
 import { describe, test, after } from "node:test";
 import assert from "node:assert/strict";
+import net from "node:net";
 import { pkg, pgUrl, uniq, isAdapterError } from "./target.mjs";
 
 const { PostgresAdapter, SessionStore, AdapterError } = pkg;
@@ -76,6 +77,52 @@ describe("PostgresAdapter without a server", () => {
     }
     adapters.push(a);
     await assert.rejects(() => a.get("x"), (e) => e instanceof Error);
+  });
+});
+
+// A server that accepts connections and never answers: what a hung PostgreSQL looks like.
+async function silentServer() {
+  const sockets = new Set();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on("error", () => {});
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `postgresql://nobody@127.0.0.1:${server.address().port}/none`,
+    async close() {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+describe("PostgresAdapter and PostgresOAuthStorage: queryTimeout", () => {
+  test("a call to a server that never answers rejects with AdapterError after queryTimeout, not the 10 s default", async () => {
+    const silent = await silentServer();
+    const adapter = new PostgresAdapter(silent.url, { queryTimeout: 300 });
+    const storage = new pkg.PostgresOAuthStorage(silent.url, { queryTimeout: 300 });
+    try {
+      for (const call of [() => adapter.get("x"), () => storage.getTokens("x")]) {
+        const started = Date.now();
+        await assert.rejects(call, (e) => e instanceof AdapterError && /300 ms/.test(e.message));
+        const took = Date.now() - started;
+        assert.ok(took >= 250 && took < 5000, `rejected after ${took} ms`);
+      }
+    } finally {
+      await adapter.close();
+      await storage.close();
+      await silent.close();
+    }
+  });
+
+  test("queryTimeout must be a non-negative number of ms (0: no limit)", () => {
+    for (const bad of [-1, "300", Number.NaN, 1.5e10]) {
+      assert.throws(() => new PostgresAdapter(UNREACHABLE, { queryTimeout: bad }), (e) => e instanceof TypeError && /queryTimeout/.test(e.message));
+      assert.throws(() => new pkg.PostgresOAuthStorage(UNREACHABLE, { queryTimeout: bad }), (e) => e instanceof TypeError && /queryTimeout/.test(e.message));
+    }
+    const unlimited = new PostgresAdapter(UNREACHABLE, { queryTimeout: 0 });
+    assert.ok(unlimited instanceof PostgresAdapter);
   });
 });
 

@@ -69,10 +69,14 @@ impl AdapterHandle {
             AdapterSpec::Postgres {
                 url,
                 max_connections,
+                query_timeout_ms,
             } => {
                 let mut options = PostgresOptions::default();
                 if let Some(JsInt(n)) = max_connections {
                     options.max_connections = usize::try_from(n.max(0)).unwrap_or(usize::MAX);
+                }
+                if let Some(JsInt(ms)) = query_timeout_ms {
+                    options.query_timeout_ms = u64::try_from(ms.max(0)).unwrap_or(u64::MAX);
                 }
                 AdapterHandle::Postgres(Arc::new(PostgresAdapter::new(&url, options)?))
             }

@@ -266,6 +266,8 @@ pub enum AdapterSpec {
         url: String,
         #[serde(default)]
         max_connections: Option<JsInt>,
+        #[serde(default)]
+        query_timeout_ms: Option<JsInt>,
     },
 }
 

@@ -114,10 +114,17 @@ impl NativeAdapter {
     }
 
     #[napi(factory)]
-    pub fn postgres_adapter(url: String, max_connections: Option<u32>) -> napi::Result<Self> {
+    pub fn postgres_adapter(
+        url: String,
+        max_connections: Option<u32>,
+        query_timeout_ms: Option<u32>,
+    ) -> napi::Result<Self> {
         let mut options = PostgresOptions::default();
         if let Some(n) = max_connections {
             options.max_connections = n as usize;
+        }
+        if let Some(ms) = query_timeout_ms {
+            options.query_timeout_ms = u64::from(ms);
         }
         let adapter = PostgresAdapter::new(&url, options).map_err(js_error)?;
         Ok(NativeAdapter {

@@ -255,10 +255,17 @@ impl NativeOAuthStorage {
     }
 
     #[napi(factory)]
-    pub fn postgres_storage(url: String, max_connections: Option<u32>) -> napi::Result<Self> {
+    pub fn postgres_storage(
+        url: String,
+        max_connections: Option<u32>,
+        query_timeout_ms: Option<u32>,
+    ) -> napi::Result<Self> {
         let mut options = PostgresOptions::default();
         if let Some(n) = max_connections {
             options.max_connections = n as usize;
+        }
+        if let Some(ms) = query_timeout_ms {
+            options.query_timeout_ms = u64::from(ms);
         }
         let storage = Arc::new(PostgresOAuthStorage::new(&url, options).map_err(js_error)?);
         Ok(NativeOAuthStorage {

@@ -142,10 +142,14 @@ impl StorageHandle {
                 OAuthStorageSpec::Postgres {
                     url,
                     max_connections,
+                    query_timeout_ms,
                 } => {
                     let mut options = PostgresOptions::default();
                     if let Some(JsInt(n)) = max_connections {
                         options.max_connections = usize::try_from(n.max(0)).unwrap_or(usize::MAX);
+                    }
+                    if let Some(JsInt(ms)) = query_timeout_ms {
+                        options.query_timeout_ms = u64::try_from(ms.max(0)).unwrap_or(u64::MAX);
                     }
                     let storage = Arc::new(PostgresOAuthStorage::new(&url, options)?);
                     (storage.clone(), Backend::Postgres(storage), None)

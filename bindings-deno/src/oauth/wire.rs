@@ -104,6 +104,8 @@ pub enum OAuthStorageSpec {
         url: String,
         #[serde(default)]
         max_connections: Option<JsInt>,
+        #[serde(default)]
+        query_timeout_ms: Option<JsInt>,
     },
     /// A JS object with `getTokens` / `setTokens` / `clearTokens`, reached through a channel.
     Js {
