@@ -54,7 +54,7 @@ export class SQLiteAdapter {
          last_accessed_at = excluded.last_accessed_at`,
       ),
       touch: db.prepare(
-        `UPDATE sessions SET last_accessed_at = ?1, expires_at = COALESCE(?2, expires_at)
+        `UPDATE sessions SET last_accessed_at = ?1
          WHERE session_id = ?3 AND expires_at > ?1 AND last_accessed_at <= ?4 RETURNING ${COLS}`,
       ),
       deleteExpiredOne: db.prepare("DELETE FROM sessions WHERE session_id = ? AND expires_at <= ?"),
