@@ -17,7 +17,7 @@ JSR_SUITE := $(wildcard tests/*.test.mjs)
 # samples); Deno must never install or rewrite it.
 DENO_TEST := $(DENO) test -A --node-modules-dir=manual
 
-.PHONY: all build build-deno tools test test-rust lint test-node test-deno test-faults bench demo clean
+.PHONY: all build build-deno tools test test-unit test-rust lint test-node test-deno test-faults bench demo clean
 
 all: build
 
@@ -62,7 +62,11 @@ test-deno: build build-deno
 	  SLICES_SESSION_MODULE=jsr/mod.ts $(DENO_TEST) --unstable-kv $(filter-out tests/deno/napi-smoke.test.mjs,$(wildcard tests/deno/*.test.mjs))'
 	cd jsr && ../$(DENO) check mod.ts && ../$(DENO) publish --dry-run --allow-dirty
 
-test: lint test-rust test-node test-deno
+# Everything: what CI runs (.ci/run).
+test: test-unit test-faults test-install test-e2e
+
+# Without the fault, packaging and browser tests (a quicker loop while developing).
+test-unit: lint test-rust test-node test-deno
 
 # Packaging. `make package`: the npm tarballs in dist/ (the root package and the
 # linux-x64-gnu platform package). `make test-install`: installs them into a fresh project with
