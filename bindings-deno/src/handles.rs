@@ -21,6 +21,7 @@ use slices_session_core::store::{SessionStore, StoreConfig};
 use crate::buffer::Reply;
 use crate::error::{FfiError, FfiResult};
 use crate::js_bridge::{self, JsAdapter};
+use crate::ops::numbered_ops;
 use crate::registry::Registry;
 use crate::wire::{AdapterSpec, JsInt, StoreSpec, WirePatch, WireSession};
 
@@ -101,67 +102,24 @@ impl AdapterHandle {
     }
 }
 
-/// The operations of `NativeAdapter` (npm/native.d.ts), by number.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AdapterOp {
-    Get,
-    Set,
-    Update,
-    Delete,
-    Cleanup,
-    Exists,
-    ListByUser,
-    DeleteByUser,
-    Initialize,
-    Close,
-    Clear,
-    Size,
-    Keys,
-}
-
-impl AdapterOp {
-    pub fn from_code(code: u32) -> FfiResult<AdapterOp> {
-        use AdapterOp::*;
-        const OPS: [AdapterOp; 13] = [
-            Get,
-            Set,
-            Update,
-            Delete,
-            Cleanup,
-            Exists,
-            ListByUser,
-            DeleteByUser,
-            Initialize,
-            Close,
-            Clear,
-            Size,
-            Keys,
-        ];
-        OPS.get(code as usize).copied().ok_or(FfiError::UnknownOp {
-            kind: "adapter",
-            code,
-        })
+numbered_ops!(
+    /// The operations of `NativeAdapter` (npm/native.d.ts), by number.
+    AdapterOp, "adapter", {
+        Get => "get",
+        Set => "set",
+        Update => "update",
+        Delete => "delete",
+        Cleanup => "cleanup",
+        Exists => "exists",
+        ListByUser => "listByUser",
+        DeleteByUser => "deleteByUser",
+        Initialize => "initialize",
+        Close => "close",
+        Clear => "clear",
+        Size => "size",
+        Keys => "keys",
     }
-
-    fn name(self) -> &'static str {
-        use AdapterOp::*;
-        match self {
-            Get => "get",
-            Set => "set",
-            Update => "update",
-            Delete => "delete",
-            Cleanup => "cleanup",
-            Exists => "exists",
-            ListByUser => "listByUser",
-            DeleteByUser => "deleteByUser",
-            Initialize => "initialize",
-            Close => "close",
-            Clear => "clear",
-            Size => "size",
-            Keys => "keys",
-        }
-    }
-}
+);
 
 /// Parses the arguments of `op` and returns its work.
 pub fn adapter_call(handle: &AdapterHandle, op: AdapterOp, json: &[u8]) -> FfiResult<Work> {
@@ -340,67 +298,26 @@ impl SessionAdapter for Released {
     }
 }
 
-/// The operations of `NativeStore` (npm/native.d.ts), by number.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StoreOp {
-    CreateSession,
-    GetSession,
-    UpdateSession,
-    DeleteSession,
-    GetSessionFromCookieHeader,
-    CurrentUser,
-    SessionCookie,
-    LogoutCookie,
-    Cleanup,
-    ListUserSessions,
-    DeleteUserSessions,
-    RegenerateSession,
-    Close,
-}
+numbered_ops!(
+    /// The operations of `NativeStore` (npm/native.d.ts), by number.
+    StoreOp, "store", {
+        CreateSession => "createSession",
+        GetSession => "getSession",
+        UpdateSession => "updateSession",
+        DeleteSession => "deleteSession",
+        GetSessionFromCookieHeader => "getSessionFromCookieHeader",
+        CurrentUser => "currentUser",
+        SessionCookie => "sessionCookie",
+        LogoutCookie => "logoutCookie",
+        Cleanup => "cleanup",
+        ListUserSessions => "listUserSessions",
+        DeleteUserSessions => "deleteUserSessions",
+        RegenerateSession => "regenerateSession",
+        Close => "close",
+    }
+);
 
 impl StoreOp {
-    pub fn from_code(code: u32) -> FfiResult<StoreOp> {
-        use StoreOp::*;
-        const OPS: [StoreOp; 13] = [
-            CreateSession,
-            GetSession,
-            UpdateSession,
-            DeleteSession,
-            GetSessionFromCookieHeader,
-            CurrentUser,
-            SessionCookie,
-            LogoutCookie,
-            Cleanup,
-            ListUserSessions,
-            DeleteUserSessions,
-            RegenerateSession,
-            Close,
-        ];
-        OPS.get(code as usize).copied().ok_or(FfiError::UnknownOp {
-            kind: "store",
-            code,
-        })
-    }
-
-    fn name(self) -> &'static str {
-        use StoreOp::*;
-        match self {
-            CreateSession => "createSession",
-            GetSession => "getSession",
-            UpdateSession => "updateSession",
-            DeleteSession => "deleteSession",
-            GetSessionFromCookieHeader => "getSessionFromCookieHeader",
-            CurrentUser => "currentUser",
-            SessionCookie => "sessionCookie",
-            LogoutCookie => "logoutCookie",
-            Cleanup => "cleanup",
-            ListUserSessions => "listUserSessions",
-            DeleteUserSessions => "deleteUserSessions",
-            RegenerateSession => "regenerateSession",
-            Close => "close",
-        }
-    }
-
     /// Done without the adapter: synchronous on every store.
     pub fn is_immediate(self) -> bool {
         matches!(

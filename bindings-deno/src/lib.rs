@@ -27,6 +27,7 @@ mod error;
 mod handles;
 mod js_bridge;
 mod oauth;
+mod ops;
 mod registry;
 mod runtime;
 mod wire;

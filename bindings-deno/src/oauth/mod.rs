@@ -30,6 +30,7 @@ use crate::buffer::Reply;
 use crate::error::{FfiError, FfiResult};
 use crate::handles::{args, ready, Work, STORES};
 use crate::js_bridge::{self, Bridge};
+use crate::ops::numbered_ops;
 use crate::registry::Registry;
 use crate::runtime;
 use crate::wire::{JsInt, Opened};
@@ -39,35 +40,6 @@ use wire::{ClientSpec, ManagerSpec, OAuthStorageSpec, WireOAuthSession, WireToke
 pub static STORAGES: LazyLock<Registry<StorageHandle>> = LazyLock::new(Registry::default);
 pub static MANAGERS: LazyLock<Registry<ManagerHandle>> = LazyLock::new(Registry::default);
 pub static CLIENTS: LazyLock<Registry<ClientHandle>> = LazyLock::new(Registry::default);
-
-/// Operation numbers: the order of the variants, mirrored in jsr/native.ts.
-macro_rules! numbered_ops {
-    ($(#[$doc:meta])* $name:ident, $kind:literal, { $($variant:ident => $js:literal),+ $(,)? }) => {
-        $(#[$doc])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-        pub enum $name {
-            $($variant),+
-        }
-
-        impl $name {
-            const ALL: &'static [$name] = &[$($name::$variant),+];
-
-            pub fn from_code(code: u32) -> FfiResult<$name> {
-                Self::ALL
-                    .get(code as usize)
-                    .copied()
-                    .ok_or(FfiError::UnknownOp { kind: $kind, code })
-            }
-
-            /// The JS method name (for argument errors).
-            pub fn name(self) -> &'static str {
-                match self {
-                    $($name::$variant => $js),+
-                }
-            }
-        }
-    };
-}
 
 numbered_ops!(
     /// The methods of `NativeOAuthStorage` (npm/native.d.ts), by number.
