@@ -1,5 +1,6 @@
 // Shared helpers of the fault tests (tests/faults/*.test.mjs, run by tests/faults/run.sh under
 // scripts/with-postgres.sh). Node only: they start and kill processes and restart the server.
+import assert from "node:assert/strict";
 import { spawn, spawnSync, exec } from "node:child_process";
 import { readFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -162,4 +163,39 @@ con.close()
 /** Prints a line of figures for docs/reliability.md (collected from the run's output). */
 export function figure(name, value) {
   console.log(`# FIGURE ${name}: ${typeof value === "string" ? value : JSON.stringify(value)}`);
+}
+
+// The no-panic tests (tests/faults/no-panic*.test.mjs, Node and Deno) and their child's results.
+
+/** The child exited 0, by itself, with nothing on stderr. */
+export function expectClean(r) {
+  assert.equal(r.signal, null, `the process died by ${r.signal}: ${r.stderr}`);
+  assert.equal(r.code, 0, `the process exited ${r.code}: ${r.stderr}`);
+  assert.equal(r.stderr, "");
+}
+
+const shapeError = (what) => `AdapterError: adapter \`get\` failed: adapter.get() result${what}`;
+
+/** The "garbage-public" scenario: each garbage shape a custom adapter returns gets its error. */
+export function assertGarbageShapes(results) {
+  const expectedGets = {
+    number: shapeError(" must be a SessionData object, got number"),
+    string: shapeError(' must be a SessionData object, got a string ("x")'),
+    array: shapeError(" must be a SessionData object, got an array"),
+    "missing fields": shapeError(".userId must be a string, got undefined"),
+    "wrong types": shapeError(".userId must be a string, got number"),
+    "NaN times": shapeError(".createdAt must be a finite number, got number"),
+    "bigint times": shapeError(".createdAt must be a finite number, got bigint"),
+    "data not an object": shapeError('.data must be an object, got a string ("text")'),
+    "throwing getter": "AdapterError: adapter `get` failed: getter boom",
+    proxy: "AdapterError: adapter `get` failed: proxy boom",
+    symbol: shapeError(" must be a SessionData object, got symbol"),
+  };
+  for (const [shape, message] of Object.entries(expectedGets)) {
+    assert.equal(results[`get -> ${shape}`], message, shape);
+    assert.equal(results[`request -> ${shape}`], message, shape);
+    // update/cleanup results are coerced (Boolean(), Number()) or rejected; never a crash.
+    assert.match(results[`update -> ${shape}`], /^(ok: true|AdapterError: adapter `update` failed: .+)$/);
+    assert.match(results[`cleanup -> ${shape}`], /^(ok: \d+|AdapterError: adapter `cleanup` failed: .+)$/);
+  }
 }

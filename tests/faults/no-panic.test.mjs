@@ -5,7 +5,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { startNode, figure } from "./helpers.mjs";
+import { startNode, figure, expectClean, assertGarbageShapes } from "./helpers.mjs";
 
 const CHILD = fileURLToPath(new URL("./no-panic-child.mjs", import.meta.url));
 
@@ -23,38 +23,12 @@ async function run(scenario, args = []) {
   return { code, signal, stderr, results: code === 0 ? JSON.parse(child.out.trim().split("\n").pop()) : undefined, out: child.out };
 }
 
-function expectClean(r) {
-  assert.equal(r.signal, null, `the process died by ${r.signal}: ${r.stderr}`);
-  assert.equal(r.code, 0, `the process exited ${r.code}: ${r.stderr}`);
-  assert.equal(r.stderr, "");
-}
-
-const shapeError = (what) => `AdapterError: adapter \`get\` failed: adapter.get() result${what}`;
 
 describe("no Rust panic crosses into JS", () => {
   test("a custom adapter returning garbage shapes: every call settles, gets reject with a named AdapterError", async () => {
     const r = await run("garbage-public");
     expectClean(r);
-    const expectedGets = {
-      number: shapeError(" must be a SessionData object, got number"),
-      string: shapeError(' must be a SessionData object, got a string ("x")'),
-      array: shapeError(" must be a SessionData object, got an array"),
-      "missing fields": shapeError(".userId must be a string, got undefined"),
-      "wrong types": shapeError(".userId must be a string, got number"),
-      "NaN times": shapeError(".createdAt must be a finite number, got number"),
-      "bigint times": shapeError(".createdAt must be a finite number, got bigint"),
-      "data not an object": shapeError('.data must be an object, got a string ("text")'),
-      "throwing getter": "AdapterError: adapter `get` failed: getter boom",
-      proxy: "AdapterError: adapter `get` failed: proxy boom",
-      symbol: shapeError(" must be a SessionData object, got symbol"),
-    };
-    for (const [shape, message] of Object.entries(expectedGets)) {
-      assert.equal(r.results[`get -> ${shape}`], message, shape);
-      assert.equal(r.results[`request -> ${shape}`], message, shape);
-      // update/cleanup results are coerced (Boolean(), Number()) or rejected; never a crash.
-      assert.match(r.results[`update -> ${shape}`], /^(ok: true|AdapterError: adapter `update` failed: .+)$/);
-      assert.match(r.results[`cleanup -> ${shape}`], /^(ok: \d+|AdapterError: adapter `cleanup` failed: .+)$/);
-    }
+    assertGarbageShapes(r.results);
     assert.match(r.results["get throws a number"], /^AdapterError: adapter `get` failed: /);
     assert.match(r.results["set rejects undefined"], /^AdapterError: adapter `set` failed: /);
     assert.equal(r.results["listByUser -> string"], "AdapterError: adapter `listByUser` failed: adapter.listByUser() must resolve to an array");
