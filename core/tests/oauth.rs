@@ -1343,3 +1343,33 @@ async fn abandoned_refresh_still_completes() {
     assert_eq!(got, Some(stored));
     assert_eq!(fx.aip.refreshes().await, 1);
 }
+
+/// `take_state` is a `DELETE ... RETURNING`: it must step to SQLITE_DONE, or its commits never
+/// run the WAL auto-checkpoint (see core/tests/sqlite.rs, the same rule for the session touch).
+#[tokio::test]
+async fn sqlite_take_state_lets_the_wal_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("oauth.db");
+    let path = path.to_str().unwrap().to_owned();
+    let storage = SqliteOAuthStorage::open(&path).unwrap();
+    let expires_at = now_millis() + 60_000;
+    for i in 0..3000 {
+        let pkce = PkceState {
+            code_verifier: format!("v{i}"),
+            created_at: now_millis(),
+        };
+        storage
+            .put_state(&format!("s{i}"), &pkce, expires_at)
+            .await
+            .unwrap();
+    }
+    for i in 0..3000 {
+        let taken = storage.take_state(&format!("s{i}")).await.unwrap();
+        assert_eq!(taken.map(|p| p.code_verifier), Some(format!("v{i}")));
+    }
+    let wal = std::fs::metadata(format!("{path}-wal")).map_or(0, |m| m.len());
+    assert!(
+        wal <= 1200 * (4096 + 24),
+        "after 3 000 takes the WAL holds {wal} bytes: it is not being checkpointed"
+    );
+}

@@ -804,3 +804,48 @@ fn custom_busy_timeout_is_applied() {
     run(adapter.set("s", &session("s", "u"))).unwrap();
     assert_eq!(SqliteOptions::default().busy_timeout_ms, 5000);
 }
+
+/// Size of the database's `-wal` file (0 when there is none).
+fn wal_bytes(path: &str) -> u64 {
+    std::fs::metadata(format!("{path}-wal")).map_or(0, |m| m.len())
+}
+
+/// SQLite checkpoints the WAL only when a statement steps to SQLITE_DONE; the request path's
+/// touch is an `UPDATE ... RETURNING` whose first row is all we need. Each touch commits one
+/// page, so without stepping to the end 3 000 touches left a 12 MB WAL (and a server's WAL grew
+/// without bound); with it the WAL is reused after the default 1 000-page auto-checkpoint.
+#[test]
+fn the_wal_stays_bounded_when_every_write_is_a_touch() {
+    let (_dir, path) = temp_db();
+    let adapter = open(&path);
+    for i in 0..50 {
+        run(adapter.set(&format!("s{i}"), &session(&format!("s{i}"), "u"))).unwrap();
+    }
+    let pages_bytes = 4096 + 24;
+    for n in 0..3000 {
+        let id = format!("s{}", n % 50);
+        let rolling = (n % 2 == 0).then_some(HOUR);
+        let got = run(adapter.load(&id, &touch(NOW + n, 0, rolling))).unwrap();
+        assert_eq!(got.map(|s| s.last_accessed_at), Some(NOW + n));
+    }
+    let wal = wal_bytes(&path);
+    assert!(
+        wal <= 1200 * pages_bytes,
+        "after 3 000 touches the WAL holds {wal} bytes ({} pages): it is not being checkpointed",
+        wal / pages_bytes
+    );
+    // Renames (also `UPDATE ... RETURNING`) as well.
+    for n in 0..3000 {
+        let (from, to) = (format!("r{n}"), format!("r{}", n + 1));
+        if n == 0 {
+            run(adapter.set(&from, &session(&from, "u"))).unwrap();
+        }
+        let moved = run(adapter.rename(&from, &to, NOW)).unwrap();
+        assert_eq!(moved.map(|s| s.session_id), Some(to));
+    }
+    let wal = wal_bytes(&path);
+    assert!(
+        wal <= 1200 * pages_bytes,
+        "after 3 000 renames the WAL holds {wal} bytes: it is not being checkpointed"
+    );
+}

@@ -212,16 +212,21 @@ impl OAuthStorage for SqliteOAuthStorage {
         let taken = self.with_conn(|conn| {
             conn.prepare_cached(TAKE_STATE)
                 .and_then(|mut stmt| {
-                    stmt.query_row([state], |row| {
-                        Ok((
+                    let mut rows = stmt.query([state])?;
+                    let taken = match rows.next()? {
+                        Some(row) => Some((
                             PkceState {
                                 code_verifier: row.get(0)?,
                                 created_at: row.get(1)?,
                             },
                             row.get::<_, Millis>(2)?,
-                        ))
-                    })
-                    .optional()
+                        )),
+                        None => None,
+                    };
+                    // To SQLITE_DONE, so the WAL auto-checkpoint runs (see core/src/sqlite.rs
+                    // `query_one`): `query_row` resets after the first row.
+                    while rows.next()?.is_some() {}
+                    Ok(taken)
                 })
                 .map_err(sqlite_err(ACTION))
         })?;
