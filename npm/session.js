@@ -134,6 +134,20 @@ function fromWire(wire) {
   return session;
 }
 
+/**
+ * A session (or an array of them) as the core hands it out, already in the shape users see
+ * (core `SessionData::to_js_json`): JSON text from N-API, parsed once here; the FFI binding's
+ * reply is that same JSON, so it arrives parsed. `null` when there is none.
+ */
+function sessionRecord(record) {
+  if (typeof record !== "string") return record ?? null;
+  try {
+    return JSON.parse(record);
+  } catch (error) {
+    throw new AdapterError(`a stored session could not be read: ${error.message}`);
+  }
+}
+
 /** A SessionData given by a user (adapter.set) or returned by a custom adapter, to the wire. */
 function toWire(session, name) {
   if (!isPlainObject(session)) throw fail(name, "a SessionData object", session);
@@ -486,7 +500,7 @@ export function createApi(native) {
 
     async get(id) {
       checkString(id, "id");
-      return fromWire(await callNative(() => this.#native.get(id)));
+      return sessionRecord(await callNative(() => this.#native.get(id)));
     }
 
     async set(id, data) {
@@ -518,7 +532,7 @@ export function createApi(native) {
 
     async listByUser(userId) {
       checkString(userId, "userId");
-      return (await callNative(() => this.#native.listByUser(userId))).map(fromWire);
+      return sessionRecord(await callNative(() => this.#native.listByUser(userId)));
     }
 
     async deleteByUser(userId, except) {
@@ -658,7 +672,7 @@ export function createApi(native) {
 
     async getSession(sessionId) {
       checkString(sessionId, "sessionId");
-      return fromWire(await callNative(() => this.#native.getSession(sessionId)));
+      return sessionRecord(await callNative(() => this.#native.getSession(sessionId)));
     }
 
     async updateSession(sessionId, updates) {
@@ -674,7 +688,7 @@ export function createApi(native) {
 
     async getSessionFromRequest(request) {
       const header = cookieHeaderOf(request);
-      return fromWire(await callNative(() => this.#native.getSessionFromCookieHeader(header)));
+      return sessionRecord(await callNative(() => this.#native.getSessionFromCookieHeader(header)));
     }
 
     async getCurrentUser(request) {
@@ -703,7 +717,7 @@ export function createApi(native) {
 
     async listUserSessions(userId) {
       checkString(userId, "userId");
-      return (await callNative(() => this.#native.listUserSessions(userId))).map(fromWire);
+      return sessionRecord(await callNative(() => this.#native.listUserSessions(userId)));
     }
 
     async deleteUserSessions(userId, options = {}) {

@@ -3,7 +3,7 @@
 import { describe, test, after } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { existsSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { pkg, tmpDir, removeTmpDirs, isAdapterError as AdapterErrorCheck, runScript, moduleSpecifier } from "./target.mjs";
 
 const { MemoryAdapter, SQLiteAdapter, SessionStore, AdapterError } = pkg;
@@ -201,5 +201,25 @@ describe("SQLiteAdapter paths", () => {
     await a.close();
     await a.close();
     await assert.rejects(() => a.get("c"), (e) => e instanceof AdapterError);
+  });
+
+  // SQLite checkpoints its write-ahead log only after a statement ran to its end; the request
+  // path's write returns the row, and once stopped after that row the log grew by a page per
+  // request, without bound, for as long as the process ran.
+  test("the -wal file stays bounded when every write is a request-path touch", async () => {
+    const file = join(tmpDir(), "wal.db");
+    const adapter = new SQLiteAdapter(file);
+    const store = new pkg.SessionStore({ adapter, cleanupInterval: 0 });
+    const ids = [];
+    for (let i = 0; i < 20; i++) ids.push(await store.createSession(`did:plc:u${i}`));
+    for (let i = 0; i < 3000; i++) {
+      const session = await store.getSessionFromRequest({ headers: { cookie: `slice-session=${ids[i % 20]}` } });
+      assert.equal(session?.sessionId, ids[i % 20]);
+    }
+    // The default auto-checkpoint is at 1000 pages of 4 KiB (+ a 24-byte frame header each).
+    const wal = statSync(`${file}-wal`).size;
+    assert.ok(wal <= 1200 * (4096 + 24), `after 3000 requests the WAL holds ${wal} bytes`);
+    await store.close();
+    await adapter.close();
   });
 });

@@ -16,6 +16,7 @@
 //! lives in the buffer so that the free function needs only the pointer.
 
 use serde::Serialize;
+use slices_session_core::session::{sessions_to_js_json, SessionData};
 
 use crate::error::{FfiError, FfiResult};
 
@@ -46,6 +47,27 @@ impl Reply {
         let mut buf = Self::start(256);
         serde_json::to_writer(&mut buf, value).map_err(FfiError::Encode)?;
         Ok(Self::finish(buf))
+    }
+
+    /// A session as users see it (`SessionData::to_js_json`), or `null`: JS then parses the
+    /// record once, `data` included, into its final shape.
+    pub fn session(session: Option<SessionData>) -> FfiResult<Reply> {
+        match session {
+            Some(s) => Ok(Self::json_text(&s.to_js_json()?)),
+            None => Ok(Self::null()),
+        }
+    }
+
+    /// Sessions as one JSON array of [`Reply::session`] records.
+    pub fn sessions(sessions: &[SessionData]) -> FfiResult<Reply> {
+        Ok(Self::json_text(&sessions_to_js_json(sessions)?))
+    }
+
+    /// A body that already is JSON text.
+    fn json_text(json: &str) -> Reply {
+        let mut buf = Self::start(json.len());
+        buf.extend_from_slice(json.as_bytes());
+        Self::finish(buf)
     }
 
     /// The JSON `null`.

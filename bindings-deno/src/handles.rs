@@ -128,7 +128,7 @@ pub fn adapter_call(handle: &AdapterHandle, op: AdapterOp, json: &[u8]) -> FfiRe
     Ok(match op {
         AdapterOp::Get => {
             let (id,): (String,) = args(name, json)?;
-            Box::pin(async move { Reply::json(&a.get(&id).await?) })
+            Box::pin(async move { Reply::session(a.get(&id).await?) })
         }
         AdapterOp::Set => {
             let (id, data): (String, WireSession) = args(name, json)?;
@@ -160,7 +160,7 @@ pub fn adapter_call(handle: &AdapterHandle, op: AdapterOp, json: &[u8]) -> FfiRe
         }
         AdapterOp::ListByUser => {
             let (user_id,): (String,) = args(name, json)?;
-            Box::pin(async move { Reply::json(&a.list_by_user(&user_id).await?) })
+            Box::pin(async move { Reply::sessions(&a.list_by_user(&user_id).await?) })
         }
         AdapterOp::DeleteByUser => {
             let (user_id, except): (String, Option<String>) = args(name, json)?;
@@ -346,7 +346,7 @@ pub fn store_call(handle: &StoreHandle, op: StoreOp, json: &[u8]) -> FfiResult<W
         }
         StoreOp::GetSession => {
             let (id,): (String,) = args(name, json)?;
-            Box::pin(async move { Reply::json(&s.get_session(&id).await?) })
+            Box::pin(async move { Reply::session(s.get_session(&id).await?) })
         }
         StoreOp::UpdateSession => {
             let (id, patch): (String, WirePatch) = args(name, json)?;
@@ -363,7 +363,7 @@ pub fn store_call(handle: &StoreHandle, op: StoreOp, json: &[u8]) -> FfiResult<W
         StoreOp::GetSessionFromCookieHeader => {
             let (header,): (Option<String>,) = args(name, json)?;
             Box::pin(async move {
-                Reply::json(&s.get_session_from_cookie_header(header.as_deref()).await?)
+                Reply::session(s.get_session_from_cookie_header(header.as_deref()).await?)
             })
         }
         StoreOp::CurrentUser => {
@@ -378,7 +378,7 @@ pub fn store_call(handle: &StoreHandle, op: StoreOp, json: &[u8]) -> FfiResult<W
         StoreOp::Cleanup => Box::pin(async move { count(s.cleanup().await?) }),
         StoreOp::ListUserSessions => {
             let (user_id,): (String,) = args(name, json)?;
-            Box::pin(async move { Reply::json(&s.list_user_sessions(&user_id).await?) })
+            Box::pin(async move { Reply::sessions(&s.list_user_sessions(&user_id).await?) })
         }
         StoreOp::DeleteUserSessions => {
             let (user_id, except): (String, Option<String>) = args(name, json)?;

@@ -592,7 +592,9 @@ mod tests {
         let header = serde_json::to_string(&[format!("slice-session={id}")]).unwrap();
         let session = store(store_id, StoreOp::GetSessionFromCookieHeader, &header).unwrap();
         assert_eq!(session["userId"], "u1");
-        assert_eq!(session["data"], r#"{"a":1}"#);
+        // The record in the shape users see: `data` is the stored JSON, not a string of it.
+        assert_eq!(session["data"], serde_json::json!({"a": 1}));
+        assert_eq!(session["handle"], "h1");
         assert_eq!(adapter(adapter_id, AdapterOp::Size, "[]").unwrap(), 1);
 
         assert_eq!(store(store_id, StoreOp::Close, "[]").unwrap(), true);

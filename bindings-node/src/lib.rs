@@ -18,6 +18,7 @@ use slices_session_core::cookie::{self, CookieOptions, CookieOptionsPatch};
 use slices_session_core::error::{ErrorKind, SessionError};
 use slices_session_core::memory::MemoryAdapter;
 use slices_session_core::postgres::{PostgresAdapter, PostgresOptions};
+use slices_session_core::session::{sessions_to_js_json, SessionData};
 use slices_session_core::sqlite::{SqliteAdapter, SqliteOptions};
 use slices_session_core::store::{SessionStore, StoreConfig};
 
@@ -137,11 +138,16 @@ impl NativeAdapter {
         self.shared().is_sync()
     }
 
-    #[napi(ts_return_type = "WireSession | null | Promise<WireSession | null>")]
-    pub fn get<'env>(&self, env: &'env Env, id: String) -> Settled<'env, Option<WireSession>> {
+    /// The session as JSON text (`SessionData::to_js_json`), or null.
+    #[napi(ts_return_type = "string | null | Promise<string | null>")]
+    pub fn get<'env>(&self, env: &'env Env, id: String) -> Settled<'env, Option<String>> {
         let a = self.shared();
         settle(env, a.is_sync(), async move {
-            Ok(a.get(&id).await?.map(WireSession::from))
+            a.get(&id)
+                .await?
+                .as_ref()
+                .map(SessionData::to_js_json)
+                .transpose()
         })
     }
 
@@ -188,16 +194,12 @@ impl NativeAdapter {
         settle(env, a.is_sync(), async move { a.exists(&id).await })
     }
 
-    #[napi(ts_return_type = "WireSession[] | Promise<WireSession[]>")]
-    pub fn list_by_user<'env>(
-        &self,
-        env: &'env Env,
-        user_id: String,
-    ) -> Settled<'env, Vec<WireSession>> {
+    /// A JSON array of sessions (`sessions_to_js_json`).
+    #[napi(ts_return_type = "string | Promise<string>")]
+    pub fn list_by_user<'env>(&self, env: &'env Env, user_id: String) -> Settled<'env, String> {
         let a = self.shared();
         settle(env, a.is_sync(), async move {
-            let rows = a.list_by_user(&user_id).await?;
-            Ok(rows.into_iter().map(WireSession::from).collect())
+            sessions_to_js_json(&a.list_by_user(&user_id).await?)
         })
     }
 
@@ -323,15 +325,16 @@ impl NativeStore {
         })
     }
 
-    #[napi(ts_return_type = "WireSession | null | Promise<WireSession | null>")]
-    pub fn get_session<'env>(
-        &self,
-        env: &'env Env,
-        id: String,
-    ) -> Settled<'env, Option<WireSession>> {
+    /// The session as JSON text (`SessionData::to_js_json`), or null.
+    #[napi(ts_return_type = "string | null | Promise<string | null>")]
+    pub fn get_session<'env>(&self, env: &'env Env, id: String) -> Settled<'env, Option<String>> {
         let s = self.inner.clone();
         settle(env, s.is_sync(), async move {
-            Ok(s.get_session(&id).await?.map(WireSession::from))
+            s.get_session(&id)
+                .await?
+                .as_ref()
+                .map(SessionData::to_js_json)
+                .transpose()
         })
     }
 
@@ -354,17 +357,17 @@ impl NativeStore {
         settle(env, s.is_sync(), async move { s.delete_session(&id).await })
     }
 
-    /// `header`: the request's `Cookie` header, if any.
-    #[napi(ts_return_type = "WireSession | null | Promise<WireSession | null>")]
+    /// `header`: the request's `Cookie` header, if any. The session as JSON text, or null.
+    #[napi(ts_return_type = "string | null | Promise<string | null>")]
     pub fn get_session_from_cookie_header<'env>(
         &self,
         env: &'env Env,
         header: Option<String>,
-    ) -> Settled<'env, Option<WireSession>> {
+    ) -> Settled<'env, Option<String>> {
         let s = self.inner.clone();
         settle(env, s.is_sync(), async move {
             let session = s.get_session_from_cookie_header(header.as_deref()).await?;
-            Ok(session.map(WireSession::from))
+            session.as_ref().map(SessionData::to_js_json).transpose()
         })
     }
 
@@ -400,16 +403,16 @@ impl NativeStore {
         )
     }
 
-    #[napi(ts_return_type = "WireSession[] | Promise<WireSession[]>")]
+    /// A JSON array of sessions (`sessions_to_js_json`).
+    #[napi(ts_return_type = "string | Promise<string>")]
     pub fn list_user_sessions<'env>(
         &self,
         env: &'env Env,
         user_id: String,
-    ) -> Settled<'env, Vec<WireSession>> {
+    ) -> Settled<'env, String> {
         let s = self.inner.clone();
         settle(env, s.is_sync(), async move {
-            let rows = s.list_user_sessions(&user_id).await?;
-            Ok(rows.into_iter().map(WireSession::from).collect())
+            sessions_to_js_json(&s.list_user_sessions(&user_id).await?)
         })
     }
 

@@ -188,10 +188,10 @@ fn query_one(
 ) -> Result<Option<SessionData>> {
     let mut stmt = conn.prepare_cached(sql).map_err(sqlite_err(action))?;
     let mut rows = stmt.query(params).map_err(sqlite_err(action))?;
-    let first = match rows.next().map_err(sqlite_err(action))? {
-        Some(row) => Some(read_session(row, id)),
-        None => None,
-    };
+    let first = rows
+        .next()
+        .map_err(sqlite_err(action))?
+        .map(|row| read_session(row, id));
     // Every statement here matches by primary key, so this is one step returning DONE.
     while rows.next().map_err(sqlite_err(action))?.is_some() {}
     first.transpose()
