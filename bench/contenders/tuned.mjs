@@ -66,7 +66,9 @@ export class SQLiteAdapter {
   }
   /** The request path: the touch first (one statement on a hit), as core/src/sqlite.rs does. */
   async load(id, now) {
-    const touched = this.stmts.touch.get(now, null, id, now);
+    // all(), not get(): get() resets the statement after its first row, and SQLite runs the WAL
+    // auto-checkpoint only for a statement stepped to its end (the WAL would grow unbounded).
+    const [touched] = this.stmts.touch.all(now, null, id, now);
     if (touched) return rowToSession(touched);
     const row = this.stmts.select.get(id);
     if (!row) return null;

@@ -343,24 +343,23 @@ async fn run_sqlite(o: &Options) -> Vec<Phase> {
         let ids = ids.borrow();
         ids[..ids.len().min(o.sessions_cap)].to_vec()
     };
+    // As core's `query_one`: the first row, then step to SQLITE_DONE (a write reset after its
+    // first row never runs the WAL auto-checkpoint, and the WAL would grow without bound).
+    let query_one = |sql: &str, params: &[&dyn rusqlite::ToSql]| -> Option<Row> {
+        let mut stmt = conn.prepare_cached(sql).unwrap();
+        let mut rows = stmt.query(params).unwrap();
+        let first = rows.next().unwrap().map(|row| sqlite_row(row).unwrap());
+        while rows.next().unwrap().is_some() {}
+        first
+    };
     let load = |id: &str| -> Option<Row> {
         let now = now_ms();
-        let touched = conn
-            .prepare_cached(&touch)
-            .unwrap()
-            .query_row(
-                rusqlite::params![now, Option::<i64>::None, id, now],
-                sqlite_row,
-            )
-            .ok();
+        let touched = query_one(&touch, rusqlite::params![now, Option::<i64>::None, id, now]);
         if touched.is_some() {
             return touched;
         }
         // Missing, expired or not due: the core reads the row next (then deletes it if expired).
-        conn.prepare_cached(&select_one)
-            .unwrap()
-            .query_row([id], sqlite_row)
-            .ok()
+        query_one(&select_one, rusqlite::params![id])
     };
     for &c in &o.concurrency {
         let p = phase("hit", c, warm, run, false, |i| {
