@@ -229,7 +229,11 @@ impl OAuthSessionManager {
             return Ok(None);
         };
         let Some(tokens) = self.storage.get_tokens(session_id).await? else {
-            return Ok(Some((session, None)));
+            // No tokens: a session that never had any, or one being logged out right now
+            // (a logout deletes the session before it clears the tokens, so it is gone by
+            // the time its tokens are): only the first is still a session.
+            let exists = self.store.adapter().exists(session_id).await?;
+            return Ok(exists.then_some((session, None)));
         };
         if !self.options.auto_refresh
             || !tokens.needs_refresh(now_millis(), self.options.refresh_skew_ms)
@@ -327,14 +331,17 @@ impl OAuthSessionManager {
 
     /// The logout of a session whose refresh token is dead. Failures are reported, not
     /// returned: the caller's answer (`None`) is right either way.
+    ///
+    /// The session goes before its tokens, so that a concurrent read which finds no tokens
+    /// can tell a logout in progress (session gone) from a session without tokens.
     async fn logout_dead(&self, session_id: &str) {
+        if let Err(e) = self.store.delete_session(session_id).await {
+            self.events.on_error(&e).await;
+        }
         if let Err(e) = self.storage.clear_tokens(session_id).await {
             self.events.on_error(&e).await;
         }
         refresh::forget(&self.storage, session_id);
-        if let Err(e) = self.store.delete_session(session_id).await {
-            self.events.on_error(&e).await;
-        }
         self.events.on_logout(session_id).await;
     }
 
