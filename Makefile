@@ -56,6 +56,8 @@ test-deno: build build-deno
 	scripts/with-postgres.sh sh -c '\
 	  echo "== conformance suite on Deno $$($(DENO) -v | cut -d" " -f2), JSR package (FFI)" && \
 	  SLICES_SESSION_MODULE=jsr/mod.ts $(DENO_TEST) $(JSR_SUITE) && \
+	  echo "== the OAuth files again, on their own: each test file is an isolate that opens and closes the library; this order crashed Deno before the library was made nodelete (bindings-deno/build.rs)" && \
+	  SLICES_SESSION_MODULE=jsr/mod.ts $(DENO_TEST) $(wildcard tests/oauth-*.test.mjs) && \
 	  echo "== npm package (N-API) under Deno: smoke test" && \
 	  $(DENO_TEST) tests/deno/napi-smoke.test.mjs && \
 	  echo "== Deno-only tests" && \
