@@ -53,7 +53,8 @@ impl SessionData {
     }
 
     /// Written by hand rather than derived: the field names are constants, and the derived
-    /// serializer escapes each of them again on every call (measured: 2.5x the instructions).
+    /// serializer escapes each of them again on every call (callgrind, per call: 5 300
+    /// instructions derived, with `RawValue` for `data`, against 3 900 written by hand).
     fn write_js_json(&self, out: &mut Vec<u8>) -> Result<()> {
         if let Some(data) = &self.data {
             serde_json::from_str::<IgnoredAny>(data).map_err(|e| self.not_json(e))?;
