@@ -59,14 +59,13 @@ impl SessionData {
         if let Some(data) = &self.data {
             serde_json::from_str::<IgnoredAny>(data).map_err(|e| self.not_json(e))?;
         }
-        let json = |out: &mut Vec<u8>, value: &dyn erased::Json| value.write(out);
         out.extend_from_slice(b"{\"sessionId\":");
-        json(out, &self.session_id)?;
+        push_json(out, &self.session_id)?;
         out.extend_from_slice(b",\"userId\":");
-        json(out, &self.user_id)?;
+        push_json(out, &self.user_id)?;
         if let Some(handle) = &self.handle {
             out.extend_from_slice(b",\"handle\":");
-            json(out, handle)?;
+            push_json(out, handle)?;
         }
         out.extend_from_slice(if self.is_authenticated {
             b",\"isAuthenticated\":true"
@@ -79,11 +78,11 @@ impl SessionData {
             out.extend_from_slice(data.trim_matches(json_space).as_bytes());
         }
         out.extend_from_slice(b",\"createdAt\":");
-        json(out, &self.created_at)?;
+        push_json(out, &self.created_at)?;
         out.extend_from_slice(b",\"expiresAt\":");
-        json(out, &self.expires_at)?;
+        push_json(out, &self.expires_at)?;
         out.extend_from_slice(b",\"lastAccessedAt\":");
-        json(out, &self.last_accessed_at)?;
+        push_json(out, &self.last_accessed_at)?;
         out.push(b'}');
         Ok(())
     }
@@ -110,19 +109,9 @@ pub fn sessions_to_js_json(sessions: &[SessionData]) -> Result<String> {
     String::from_utf8(out).map_err(|e| SessionError::Internal(e.to_string()))
 }
 
-/// One JSON value (a string or an integer) written with serde_json's escaping.
-mod erased {
-    use crate::error::{Result, SessionError};
-
-    pub trait Json {
-        fn write(&self, out: &mut Vec<u8>) -> Result<()>;
-    }
-
-    impl<T: serde::Serialize> Json for T {
-        fn write(&self, out: &mut Vec<u8>) -> Result<()> {
-            serde_json::to_writer(out, self).map_err(|e| SessionError::Internal(e.to_string()))
-        }
-    }
+/// `value` (a string or an integer) as JSON at the end of `out`, with serde_json's escaping.
+fn push_json<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) -> Result<()> {
+    serde_json::to_writer(out, value).map_err(|e| SessionError::Internal(e.to_string()))
 }
 
 /// A shallow update (`Partial<SessionData>`). The outer `Option` says whether the key was
