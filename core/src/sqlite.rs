@@ -1,9 +1,11 @@
-//! SQLite adapter (SPEC §5 SQLiteAdapter): one connection behind a mutex, in WAL mode.
+//! SQLite adapter (SPEC §5 SQLiteAdapter): one connection behind a mutex, in WAL mode, whose
+//! WAL is checkpointed by a background thread (`sqlite_checkpoint`).
 //!
 //! Every call does its work synchronously inside the `async fn` (SQLite calls take
 //! microseconds), so the futures complete on their first poll and `is_sync()` is true.
 //! The schema is the original package's, so files it wrote are read as they are.
 
+use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -14,6 +16,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::adapter::{SessionAdapter, Touch};
 use crate::error::{Result, SessionError};
 use crate::session::{Millis, SessionData, SessionPatch};
+use crate::sqlite_checkpoint::Checkpointer;
 
 /// Options for [`SqliteAdapter::open`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -99,6 +102,10 @@ const DELETE_BY_USER_EXCEPT: &str = "DELETE FROM sessions WHERE user_id = ?1 AND
 
 /// Sessions in one SQLite database file (or `:memory:`).
 pub struct SqliteAdapter {
+    /// Checkpoints the WAL off the calling thread; `None` for `:memory:` (no WAL). Declared
+    /// before `conn` so that a drop stops it first: the last connection to close checkpoints
+    /// and removes the `-wal` file.
+    checkpointer: Option<Checkpointer>,
     /// `None` once closed.
     conn: Mutex<Option<Connection>>,
 }
@@ -122,13 +129,22 @@ impl SqliteAdapter {
         // First, so that every later step (WAL switch, schema) waits for other processes.
         conn.busy_timeout(Duration::from_millis(u64::from(options.busy_timeout_ms)))
             .map_err(sqlite_err("set the busy timeout"))?;
+        let mut checkpointer = None;
         if !is_memory_path(path) {
             // WAL lets readers and one writer work at once across processes. The pragma
             // answers with the resulting mode; a file system that cannot do WAL keeps its
             // old mode, which still works (only with more waiting), so it is not an error.
-            let _mode: String = conn
+            let mode: String = conn
                 .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
                 .map_err(sqlite_err("switch the database to WAL mode"))?;
+            // The absolute file name SQLite resolved, so a later chdir cannot redirect it.
+            if let (true, Some(file)) = (mode.eq_ignore_ascii_case("wal"), conn.path()) {
+                let file = PathBuf::from(file);
+                checkpointer = Some(
+                    Checkpointer::install(&mut conn, file)
+                        .map_err(sqlite_err("install the WAL checkpointer"))?,
+                );
+            }
         }
         // NORMAL is durable in WAL mode except for the last commits on power loss.
         conn.pragma_update(None, "synchronous", "NORMAL")
@@ -145,6 +161,7 @@ impl SqliteAdapter {
         tx.commit()
             .map_err(sqlite_err("create the sessions table"))?;
         Ok(SqliteAdapter {
+            checkpointer,
             conn: Mutex::new(Some(conn)),
         })
     }
@@ -534,6 +551,10 @@ impl SessionAdapter for SqliteAdapter {
     }
 
     async fn close(&self) -> Result<()> {
+        // First, so that this connection is the last and its close removes the `-wal` file.
+        if let Some(checkpointer) = &self.checkpointer {
+            checkpointer.stop();
+        }
         let conn = self.lock()?.take();
         match conn {
             // Already closed: a second close is a no-op.
