@@ -9,8 +9,9 @@
 //! A checkpoint that races writes cannot make the WAL start over: SQLite rewinds it only when
 //! a writer finds every frame already copied, which a steady stream of writes never allows.
 //! So past [`INLINE_AFTER`] frames the committing call checkpoints inline, as SQLite would
-//! have; by then the thread has copied and synced all but the latest frames, so that
-//! checkpoint is short, and it bounds the WAL file.
+//! have (after waiting for a background checkpoint in progress); by then the thread has
+//! copied and synced all but the latest frames, so that checkpoint is short, and it bounds
+//! the WAL file.
 //!
 //! The thread starts on the first wake-up (a store that never writes 1 000 frames has none)
 //! and stops when the adapter closes or is dropped. If it cannot start or cannot open its
@@ -42,6 +43,10 @@ struct Shared {
     wake: Condvar,
     /// The thread could not start or open its connection: commits checkpoint inline.
     failed: AtomicBool,
+    /// Held during every checkpoint of this adapter, so that the inline one at the cap waits
+    /// for a background one in progress instead of failing with SQLITE_BUSY and letting the
+    /// WAL grow past the cap for as long as that one takes.
+    checkpointing: Mutex<()>,
 }
 
 #[derive(Default)]
@@ -60,6 +65,12 @@ impl Shared {
 
     fn failed(&self) -> bool {
         self.failed.load(Ordering::Relaxed)
+    }
+
+    fn checkpointing(&self) -> MutexGuard<'_, ()> {
+        self.checkpointing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Asks for a checkpoint, starting the thread the first time.
@@ -101,8 +112,11 @@ impl Checkpointer {
             let inline =
                 frames >= INLINE_AFTER || (frames >= BACKGROUND_EVERY && hook_shared.failed());
             if inline {
-                // The commit has happened whatever this returns; SQLITE_BUSY (the thread is
-                // checkpointing right now) leaves the work to the next commit.
+                // With no write in between (this connection is the process's only writer),
+                // it copies every frame, so the next commit starts the WAL over. The commit
+                // has happened whatever this returns: an error (SQLITE_BUSY while another
+                // process checkpoints) leaves the work to the next commit.
+                let _running = hook_shared.checkpointing();
                 let _ = wal.checkpoint_v2(CheckpointMode::PASSIVE);
             } else if frames >= next_request {
                 next_request = frames.saturating_add(BACKGROUND_EVERY);
@@ -167,6 +181,7 @@ fn run(shared: &Shared, path: &Path) {
         }
         // PASSIVE never waits for readers or writers. An error (SQLITE_BUSY while another
         // process checkpoints, an I/O error) is left to the next round or the inline fallback.
+        let _running = shared.checkpointing();
         let _ = conn.wal_checkpoint_v2(None::<&str>, CheckpointMode::PASSIVE);
     }
 }
