@@ -26,7 +26,7 @@ use js_adapter::{JsAdapter, JsAdapterFns};
 use wire::{WireCookieOptions, WirePatch, WireSession, WireStoreConfig, WireUser};
 
 /// A value now, or a Promise of it.
-type Settled<'env, T> = napi::Result<Either<T, PromiseRaw<'env, T>>>;
+pub(crate) type Settled<'env, T> = napi::Result<Either<T, PromiseRaw<'env, T>>>;
 
 /// The JS layer reads the class name (and, for OAuth errors, the code in parentheses)
 /// before the first ": " to pick the error class.

@@ -1,11 +1,15 @@
 //! OAuth (SPEC §6) for Node: native token storages, JS storages, `withOAuthSession`'s
 //! manager and `OAuthClient`. Marshalling only; the rules live in `core::oauth`.
-//! OAuth calls may refresh over HTTP, so they always run on the runtime.
+//! A call that completes on its first poll returns its value at once; one that waits (a
+//! refresh over HTTP, PostgreSQL, a JS storage) continues on napi's tokio runtime.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use napi::bindgen_prelude::{FnArgs, FromNapiValue, JsValuesTupleIntoVec, Promise, PromiseRaw};
+use futures::FutureExt;
+use napi::bindgen_prelude::{
+    within_runtime_if_available, Either, FnArgs, FromNapiValue, JsValuesTupleIntoVec, Promise,
+};
 use napi::threadsafe_function::ThreadsafeFunction;
 use napi::{Env, Status};
 use napi_derive::napi;
@@ -19,7 +23,7 @@ use slices_session_core::oauth::{
 use slices_session_core::postgres::PostgresOptions;
 
 use crate::wire::WireSession;
-use crate::{js_error, NativeStore};
+use crate::{js_error, NativeStore, Settled};
 
 #[napi(object)]
 pub struct WireOAuthConfig {
@@ -282,43 +286,39 @@ impl NativeOAuthStorage {
         }
     }
 
-    #[napi(ts_return_type = "Promise<WireTokens | null>")]
+    #[napi(ts_return_type = "WireTokens | null | Promise<WireTokens | null>")]
     pub fn get_tokens<'env>(
         &self,
         env: &'env Env,
         session_id: String,
-    ) -> napi::Result<PromiseRaw<'env, Option<WireTokens>>> {
+    ) -> Settled<'env, Option<WireTokens>> {
         let s = self.storage.clone();
         spawn(env, async move {
             Ok(s.get_tokens(&session_id).await?.map(WireTokens::from))
         })
     }
 
-    #[napi(ts_return_type = "Promise<void>")]
+    #[napi(ts_return_type = "void | Promise<void>")]
     pub fn set_tokens<'env>(
         &self,
         env: &'env Env,
         tokens: WireTokens,
         session_id: String,
-    ) -> napi::Result<PromiseRaw<'env, ()>> {
+    ) -> Settled<'env, ()> {
         let s = self.storage.clone();
         spawn(env, async move {
             s.set_tokens(&tokens.into(), &session_id).await
         })
     }
 
-    #[napi(ts_return_type = "Promise<void>")]
-    pub fn clear_tokens<'env>(
-        &self,
-        env: &'env Env,
-        session_id: String,
-    ) -> napi::Result<PromiseRaw<'env, ()>> {
+    #[napi(ts_return_type = "void | Promise<void>")]
+    pub fn clear_tokens<'env>(&self, env: &'env Env, session_id: String) -> Settled<'env, ()> {
         let s = self.storage.clone();
         spawn(env, async move { s.clear_tokens(&session_id).await })
     }
 
-    #[napi(ts_return_type = "Promise<void>")]
-    pub fn initialize<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, ()>> {
+    #[napi(ts_return_type = "void | Promise<void>")]
+    pub fn initialize<'env>(&self, env: &'env Env) -> Settled<'env, ()> {
         let pg = match &self.backend {
             StorageBackend::Postgres(pg) => Some(pg.clone()),
             _ => None,
@@ -331,8 +331,8 @@ impl NativeOAuthStorage {
         })
     }
 
-    #[napi(ts_return_type = "Promise<void>")]
-    pub fn close<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, ()>> {
+    #[napi(ts_return_type = "void | Promise<void>")]
+    pub fn close<'env>(&self, env: &'env Env) -> Settled<'env, ()> {
         let s = self.storage.clone();
         spawn(env, async move { s.close().await })
     }
@@ -353,12 +353,22 @@ impl NativeOAuthStorage {
     }
 }
 
-fn spawn<'env, T, F>(env: &'env Env, fut: F) -> napi::Result<PromiseRaw<'env, T>>
+/// Runs `fut` now when it completes on its first poll (fresh tokens in a memory or SQLite
+/// storage: no I/O), else on napi's tokio runtime, returning a Promise. The first poll runs
+/// inside the runtime's context, so a refresh can start its timers and HTTP request from it;
+/// the task spawned after a pending poll registers its real waker on its own first poll. The
+/// Deno binding's `channel::start` follows the same rule.
+fn spawn<'env, T, F>(env: &'env Env, fut: F) -> Settled<'env, T>
 where
     T: napi::bindgen_prelude::ToNapiValue + Send + 'static,
     F: std::future::Future<Output = Result<T>> + Send + 'static,
 {
+    let mut fut = Box::pin(fut);
+    if let Some(out) = within_runtime_if_available(|| (&mut fut).now_or_never()) {
+        return out.map(Either::A).map_err(js_error);
+    }
     env.spawn_future(async move { fut.await.map_err(js_error) })
+        .map(Either::B)
 }
 
 fn ms(value: Option<i64>, default: u64) -> u64 {
@@ -403,14 +413,14 @@ impl NativeOAuthManager {
 
     #[napi(
         js_name = "createOAuthSession",
-        ts_return_type = "Promise<string | null>"
+        ts_return_type = "string | null | Promise<string | null>"
     )]
     pub fn create_oauth_session<'env>(
         &self,
         env: &'env Env,
         tokens: WireTokens,
         session_id: Option<String>,
-    ) -> napi::Result<PromiseRaw<'env, Option<String>>> {
+    ) -> Settled<'env, Option<String>> {
         let m = self.inner.clone();
         spawn(env, async move {
             m.create_oauth_session_with_id(&tokens.into(), session_id)
@@ -420,13 +430,13 @@ impl NativeOAuthManager {
 
     #[napi(
         js_name = "getOAuthSession",
-        ts_return_type = "Promise<WireOAuthSession | null>"
+        ts_return_type = "WireOAuthSession | null | Promise<WireOAuthSession | null>"
     )]
     pub fn get_oauth_session<'env>(
         &self,
         env: &'env Env,
         session_id: String,
-    ) -> napi::Result<PromiseRaw<'env, Option<WireOAuthSession>>> {
+    ) -> Settled<'env, Option<WireOAuthSession>> {
         let m = self.inner.clone();
         spawn(env, async move {
             Ok(m.get_oauth_session(&session_id)
@@ -438,22 +448,25 @@ impl NativeOAuthManager {
         })
     }
 
-    #[napi(ts_return_type = "Promise<string | null>")]
+    #[napi(ts_return_type = "string | null | Promise<string | null>")]
     pub fn get_access_token<'env>(
         &self,
         env: &'env Env,
         session_id: String,
-    ) -> napi::Result<PromiseRaw<'env, Option<String>>> {
+    ) -> Settled<'env, Option<String>> {
         let m = self.inner.clone();
         spawn(env, async move { m.get_access_token(&session_id).await })
     }
 
-    #[napi(js_name = "hasValidOAuthTokens", ts_return_type = "Promise<boolean>")]
+    #[napi(
+        js_name = "hasValidOAuthTokens",
+        ts_return_type = "boolean | Promise<boolean>"
+    )]
     pub fn has_valid_oauth_tokens<'env>(
         &self,
         env: &'env Env,
         session_id: String,
-    ) -> napi::Result<PromiseRaw<'env, bool>> {
+    ) -> Settled<'env, bool> {
         let m = self.inner.clone();
         spawn(
             env,
@@ -461,12 +474,8 @@ impl NativeOAuthManager {
         )
     }
 
-    #[napi(ts_return_type = "Promise<void>")]
-    pub fn logout<'env>(
-        &self,
-        env: &'env Env,
-        session_id: String,
-    ) -> napi::Result<PromiseRaw<'env, ()>> {
+    #[napi(ts_return_type = "void | Promise<void>")]
+    pub fn logout<'env>(&self, env: &'env Env, session_id: String) -> Settled<'env, ()> {
         let m = self.inner.clone();
         spawn(env, async move { m.logout(&session_id).await })
     }
@@ -493,45 +502,39 @@ impl NativeOAuthClient {
         })
     }
 
-    #[napi(ts_return_type = "Promise<WireAuthorization>")]
+    #[napi(ts_return_type = "WireAuthorization | Promise<WireAuthorization>")]
     pub fn authorize<'env>(
         &self,
         env: &'env Env,
         login_hint: Option<String>,
-    ) -> napi::Result<PromiseRaw<'env, WireAuthorization>> {
+    ) -> Settled<'env, WireAuthorization> {
         let c = self.inner.clone();
         spawn(env, async move {
             Ok(c.authorize(login_hint.as_deref()).await?.into())
         })
     }
 
-    #[napi(ts_return_type = "Promise<WireTokens>")]
+    #[napi(ts_return_type = "WireTokens | Promise<WireTokens>")]
     pub fn handle_callback<'env>(
         &self,
         env: &'env Env,
         code: String,
         state: String,
-    ) -> napi::Result<PromiseRaw<'env, WireTokens>> {
+    ) -> Settled<'env, WireTokens> {
         let c = self.inner.clone();
         spawn(env, async move {
             Ok(c.handle_callback(&code, &state).await?.into())
         })
     }
 
-    #[napi(ts_return_type = "Promise<Record<string, unknown>>")]
-    pub fn get_user_info<'env>(
-        &self,
-        env: &'env Env,
-    ) -> napi::Result<PromiseRaw<'env, serde_json::Value>> {
+    #[napi(ts_return_type = "Record<string, unknown> | Promise<Record<string, unknown>>")]
+    pub fn get_user_info<'env>(&self, env: &'env Env) -> Settled<'env, serde_json::Value> {
         let c = self.inner.clone();
         spawn(env, async move { c.get_user_info().await })
     }
 
-    #[napi(ts_return_type = "Promise<WireTokens>")]
-    pub fn refresh_access_token<'env>(
-        &self,
-        env: &'env Env,
-    ) -> napi::Result<PromiseRaw<'env, WireTokens>> {
+    #[napi(ts_return_type = "WireTokens | Promise<WireTokens>")]
+    pub fn refresh_access_token<'env>(&self, env: &'env Env) -> Settled<'env, WireTokens> {
         let c = self.inner.clone();
         spawn(
             env,
@@ -539,17 +542,14 @@ impl NativeOAuthClient {
         )
     }
 
-    #[napi(ts_return_type = "Promise<string>")]
-    pub fn ensure_valid_token<'env>(
-        &self,
-        env: &'env Env,
-    ) -> napi::Result<PromiseRaw<'env, String>> {
+    #[napi(ts_return_type = "string | Promise<string>")]
+    pub fn ensure_valid_token<'env>(&self, env: &'env Env) -> Settled<'env, String> {
         let c = self.inner.clone();
         spawn(env, async move { c.ensure_valid_token().await })
     }
 
-    #[napi(ts_return_type = "Promise<void>")]
-    pub fn logout<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, ()>> {
+    #[napi(ts_return_type = "void | Promise<void>")]
+    pub fn logout<'env>(&self, env: &'env Env) -> Settled<'env, ()> {
         let c = self.inner.clone();
         spawn(env, async move { c.logout().await })
     }
