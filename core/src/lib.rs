@@ -7,5 +7,5 @@ mod pg_pool;
 pub mod postgres;
 pub mod session;
 pub mod sqlite;
-mod sqlite_checkpoint;
+pub mod sqlite_checkpoint;
 pub mod store;

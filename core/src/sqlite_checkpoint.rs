@@ -13,6 +13,9 @@
 //! copied and synced all but the latest frames, so that checkpoint is short, and it bounds
 //! the WAL file.
 //!
+//! Public only for the benchmarks' floor (bench/floor), which checkpoints as the adapter does
+//! so that it stays the same database work without JS.
+//!
 //! The thread starts on the first wake-up (a store that never writes 1 000 frames has none)
 //! and stops when the adapter closes or is dropped. If it cannot start or cannot open its
 //! connection, commits checkpoint inline every [`BACKGROUND_EVERY`] frames, SQLite's default.
@@ -28,12 +31,12 @@ use rusqlite::wal::CheckpointMode;
 use rusqlite::{Connection, OpenFlags};
 
 /// New WAL frames between two background checkpoints (SQLite's default auto-checkpoint).
-pub(crate) const BACKGROUND_EVERY: c_int = 1000;
+pub const BACKGROUND_EVERY: c_int = 1000;
 /// WAL frames past which the committing call checkpoints inline (about 16 MB of 4 KiB pages).
-pub(crate) const INLINE_AFTER: c_int = 4000;
+pub const INLINE_AFTER: c_int = 4000;
 
 /// The background checkpointer of one database file. Stops its thread when dropped.
-pub(crate) struct Checkpointer {
+pub struct Checkpointer {
     shared: Arc<Shared>,
 }
 
@@ -98,7 +101,7 @@ impl Shared {
 impl Checkpointer {
     /// Installs the WAL hook on `conn` (the adapter's connection to the file at `path`).
     /// Replaces SQLite's auto-checkpoint, which is itself a WAL hook.
-    pub(crate) fn install(conn: &mut Connection, path: PathBuf) -> rusqlite::Result<Checkpointer> {
+    pub fn install(conn: &mut Connection, path: PathBuf) -> rusqlite::Result<Checkpointer> {
         let shared = Arc::new(Shared::default());
         let hook_shared = Arc::clone(&shared);
         let mut next_request = BACKGROUND_EVERY;
@@ -128,7 +131,7 @@ impl Checkpointer {
     }
 
     /// Stops the thread, waiting for a checkpoint in progress. Idempotent.
-    pub(crate) fn stop(&self) {
+    pub fn stop(&self) {
         let thread = {
             let mut state = self.shared.state();
             state.stop = true;

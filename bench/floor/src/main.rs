@@ -11,6 +11,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use slices_session_core::sqlite_checkpoint::Checkpointer;
 use tokio::sync::{Mutex, Semaphore};
 
 // ---- the statements, copied from core/src/sqlite.rs and core/src/postgres.rs ---------------
@@ -290,12 +291,14 @@ fn sqlite_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
 }
 
 async fn run_sqlite(o: &Options) -> Vec<Phase> {
-    let conn = rusqlite::Connection::open(&o.path).expect("open");
-    // What SqliteAdapter::open does.
+    let mut conn = rusqlite::Connection::open(&o.path).expect("open");
+    // What SqliteAdapter::open does, including its background WAL checkpointer.
     conn.busy_timeout(Duration::from_millis(5000)).unwrap();
     let _: String = conn
         .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
         .unwrap();
+    let file = std::path::PathBuf::from(conn.path().expect("a file database"));
+    let _checkpointer = Checkpointer::install(&mut conn, file).expect("checkpointer");
     conn.pragma_update(None, "synchronous", "NORMAL").unwrap();
     conn.set_prepared_statement_cache_capacity(64);
     conn.execute_batch(SQLITE_SCHEMA).unwrap();
