@@ -2,8 +2,9 @@
 // - SQLite: node:sqlite in WAL mode with synchronous=NORMAL and a busy timeout (our pragmas),
 //   every statement prepared once and reused. The request path is the original's (read, then
 //   write lastAccessedAt: two statements), or, with `cfg.variant === "our-sql"`, ONE statement,
-//   the SQL our adapter runs (core/src/sqlite.rs: TOUCH ... RETURNING, then SELECT only when
-//   nothing was touched): that variant differs from ours only by the binding and the JS;
+//   the SQL our adapter runs (core/src/sqlite.rs: TOUCH ... RETURNING, which returns the row
+//   whether or not it wrote the access; a DELETE only for an expired row): that variant differs
+//   from ours only by the binding and the JS;
 // - PostgreSQL: a `pg` Pool of 10 connections (our default pool size), named (server-side
 //   prepared) statements, and the request path in one statement, our LOAD
 //   (core/src/postgres.rs).
@@ -54,8 +55,8 @@ export class SQLiteAdapter {
          last_accessed_at = excluded.last_accessed_at`,
       ),
       touch: db.prepare(
-        `UPDATE sessions SET last_accessed_at = ?1
-         WHERE session_id = ?3 AND expires_at > ?1 AND last_accessed_at <= ?4 RETURNING ${COLS}`,
+        `UPDATE sessions SET last_accessed_at = CASE WHEN expires_at > ?1 AND last_accessed_at <= ?4
+         THEN ?1 ELSE last_accessed_at END WHERE session_id = ?3 RETURNING ${COLS}`,
       ),
       deleteExpiredOne: db.prepare("DELETE FROM sessions WHERE session_id = ? AND expires_at <= ?"),
       delete: db.prepare("DELETE FROM sessions WHERE session_id = ?"),
@@ -64,13 +65,11 @@ export class SQLiteAdapter {
     };
     this.updates = new Map();
   }
-  /** The request path: the touch first (one statement on a hit), as core/src/sqlite.rs does. */
+  /** The request path: the touch first (one statement on a hit and on a miss), as core/src/sqlite.rs does. */
   async load(id, now) {
     // all(), not get(): get() resets the statement after its first row, and SQLite runs the WAL
     // auto-checkpoint only for a statement stepped to its end (the WAL would grow unbounded).
-    const [touched] = this.stmts.touch.all(now, null, id, now);
-    if (touched) return rowToSession(touched);
-    const row = this.stmts.select.get(id);
+    const [row] = this.stmts.touch.all(now, null, id, now);
     if (!row) return null;
     if (row.expires_at <= now) {
       this.stmts.deleteExpiredOne.run(id, now);

@@ -71,20 +71,27 @@ const INSERT_NEW: &str = concat!(
 const DELETE_ONE: &str = "DELETE FROM sessions WHERE session_id = ?1";
 const EXISTS: &str = "SELECT EXISTS(SELECT 1 FROM sessions WHERE session_id = ?1)";
 const CLEANUP: &str = "DELETE FROM sessions WHERE expires_at < ?1";
-/// The touch of the request path: fires only for a live row whose access is due
-/// (`last_accessed_at <= now - touch_after`, the overflow-free form of `Touch::is_due`).
-/// `?2` is the new `expires_at` with `rolling`, NULL to keep it.
+/// The touch of the request path, one statement whatever the row: it matches the row by id
+/// and writes the access only when the row is live and the access due
+/// (`last_accessed_at <= now - touch_after`, the overflow-free form of `Touch::is_due`),
+/// returning the row either way. So a hit is this one statement, and so is a miss (no row),
+/// which a guarded `WHERE` would have followed with a read to tell "missing" from "expired".
+/// SET expressions see the row as it was, so both CASEs test the same old values. `?2` is
+/// the new `expires_at` with `rolling`.
 const TOUCH_ROLLING: &str = concat!(
-    "UPDATE sessions SET last_accessed_at = ?1, expires_at = ?2 ",
-    "WHERE session_id = ?3 AND expires_at > ?1 AND last_accessed_at <= ?4 RETURNING ",
+    "UPDATE sessions SET ",
+    "last_accessed_at = CASE WHEN expires_at > ?1 AND last_accessed_at <= ?4 THEN ?1 ELSE last_accessed_at END, ",
+    "expires_at = CASE WHEN expires_at > ?1 AND last_accessed_at <= ?4 THEN ?2 ELSE expires_at END ",
+    "WHERE session_id = ?3 RETURNING ",
     columns!()
 );
 /// Without `rolling`: `expires_at` is not assigned at all, because SQLite rewrites the
 /// `idx_sessions_expires_at` entry of any assigned indexed column, even to the same value
 /// (measured: about 2x the cost of the whole request path).
 const TOUCH: &str = concat!(
-    "UPDATE sessions SET last_accessed_at = ?1 ",
-    "WHERE session_id = ?3 AND expires_at > ?1 AND last_accessed_at <= ?4 RETURNING ",
+    "UPDATE sessions SET ",
+    "last_accessed_at = CASE WHEN expires_at > ?1 AND last_accessed_at <= ?4 THEN ?1 ELSE last_accessed_at END ",
+    "WHERE session_id = ?3 RETURNING ",
     columns!()
 );
 const DELETE_EXPIRED_ONE: &str = "DELETE FROM sessions WHERE session_id = ?1 AND expires_at <= ?2";
@@ -479,6 +486,7 @@ impl SessionAdapter for SqliteAdapter {
         let new_expires_at = touch.rolling_ttl.map(|ttl| touch.now.saturating_add(ttl));
         let due_before = touch.now.saturating_sub(touch.touch_after);
         self.with_conn(|conn| {
+            // The row as it is after the touch (written only if live and due); `None` if missing.
             let touch_now = || match new_expires_at {
                 Some(expires_at) => query_one(
                     conn,
@@ -495,37 +503,46 @@ impl SessionAdapter for SqliteAdapter {
                     id,
                 ),
             };
-            // With touch_after 0 nearly every access is due: try the write first, so the
-            // common case is this one statement. With touch_after > 0 most accesses are not
-            // due: read first, because even an UPDATE that matches nothing takes the
-            // database's write lock, which other processes then wait for.
-            let read_first = touch.touch_after > 0;
-            if !read_first {
-                if let Some(touched) = touch_now()? {
-                    return Ok(Some(touched));
-                }
+            let delete_expired = || {
+                // Guarded again by the expiry, so a session renewed meanwhile survives.
+                conn.prepare_cached(DELETE_EXPIRED_ONE)
+                    .and_then(|mut stmt| stmt.execute(rusqlite::params![id, touch.now]))
+                    .map_err(sqlite_err("delete the expired session"))
+            };
+            // With touch_after 0 nearly every access is due: touch first, so that a hit and a
+            // miss are one statement each. The row it returns is expired exactly when it was
+            // before, since a touch moves `expires_at` only forward of `now` (a rolling TTL
+            // above 0) or not at all. Otherwise read first: with touch_after > 0 most accesses
+            // are not due, and even an UPDATE that matches nothing takes the database's write
+            // lock, which other processes then wait for.
+            let touch_first = touch.touch_after <= 0 && touch.rolling_ttl.is_none_or(|t| t > 0);
+            if touch_first {
+                return match touch_now()? {
+                    Some(session) if session.is_expired(touch.now) => {
+                        delete_expired()?;
+                        Ok(None)
+                    }
+                    other => Ok(other),
+                };
             }
-            // Missing, expired, or not due (or, reading first, not known yet).
             let Some(session) = query_one(conn, ACTION, SELECT_ONE, &[&id], id)? else {
                 return Ok(None);
             };
             if session.is_expired(touch.now) {
-                // Guarded again by the expiry, so a session renewed meanwhile survives.
-                conn.prepare_cached(DELETE_EXPIRED_ONE)
-                    .and_then(|mut stmt| stmt.execute(rusqlite::params![id, touch.now]))
-                    .map_err(sqlite_err("delete the expired session"))?;
+                delete_expired()?;
                 return Ok(None);
             }
-            if read_first && touch.is_due(session.last_accessed_at) {
-                // The same guarded statement: when another process changed the row since
-                // our read, it does nothing and the row is read again as it now is.
-                return match touch_now()? {
-                    Some(touched) => Ok(Some(touched)),
-                    None => Ok(query_one(conn, ACTION, SELECT_ONE, &[&id], id)?
-                        .filter(|s| !s.is_expired(touch.now))),
-                };
+            if !touch.is_due(session.last_accessed_at) {
+                return Ok(Some(session));
             }
-            Ok(Some(session))
+            // The touch re-checks the row as it now is (another process may have touched,
+            // renewed or removed it since the read). Written: the session as touched. Not
+            // written: the row as that process left it, unless it has expired.
+            Ok(touch_now()?.filter(|now_row| {
+                let touched = now_row.last_accessed_at == touch.now
+                    && new_expires_at.is_none_or(|e| now_row.expires_at == e);
+                touched || !now_row.is_expired(touch.now)
+            }))
         })
     }
 
