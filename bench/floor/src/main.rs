@@ -384,7 +384,10 @@ async fn run_sqlite(o: &Options) -> Vec<Phase> {
             let n = conn
                 .prepare_cached(SQLITE_UPDATE_DATA)
                 .unwrap()
-                .execute(rusqlite::params![data_json(i), live[(i as usize) % live.len()]])
+                .execute(rusqlite::params![
+                    data_json(i),
+                    live[(i as usize) % live.len()]
+                ])
                 .unwrap();
             assert_eq!(n, 1);
             async {}
@@ -454,7 +457,12 @@ impl Pool {
         Fut: std::future::Future<Output = (PgConn, T)>,
     {
         let permit = self.permits.acquire().await.unwrap();
-        let conn = self.idle.lock().unwrap().pop().expect("a permit means an idle connection");
+        let conn = self
+            .idle
+            .lock()
+            .unwrap()
+            .pop()
+            .expect("a permit means an idle connection");
         let (conn, out) = f(conn).await;
         self.idle.lock().unwrap().push(conn);
         drop(permit);
