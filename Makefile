@@ -92,8 +92,9 @@ test-faults: build build-deno
 	scripts/with-postgres.sh tests/faults/run.sh
 
 # Benchmarks: `make bench` (full) or `make bench QUICK=1` (< 3 minutes). Prints a table and
-# writes bench/results/.
-bench: build
+# writes bench/results/. Both bindings: the addon (npm/) and the FFI library with the JSR
+# package's generated files (jsr/), which the Deno FFI contender loads.
+bench: build build-deno
 	scripts/with-postgres.sh bench/run.sh $(if $(QUICK),--quick,)
 
 demo: build
