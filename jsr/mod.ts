@@ -38,6 +38,7 @@ const api = createApi(native) as unknown as {
   MemoryAdapter: typeof T.MemoryAdapter;
   SQLiteAdapter: typeof T.SQLiteAdapter;
   PostgresAdapter: typeof T.PostgresAdapter;
+  RedisAdapter: typeof T.RedisAdapter;
   parseCookie: typeof T.parseCookie;
   serializeCookie: typeof T.serializeCookie;
   withOAuthSession: typeof T.withOAuthSession;
@@ -45,6 +46,7 @@ const api = createApi(native) as unknown as {
   MemoryOAuthStorage: typeof T.MemoryOAuthStorage;
   SQLiteOAuthStorage: typeof T.SQLiteOAuthStorage;
   PostgresOAuthStorage: typeof T.PostgresOAuthStorage;
+  RedisOAuthStorage: typeof T.RedisOAuthStorage;
 };
 
 /** The session store of `@slices/session` (SPEC §3). */
@@ -59,6 +61,9 @@ export type SQLiteAdapter = T.SQLiteAdapter;
 /** Sessions in PostgreSQL (native; pooled). */
 export const PostgresAdapter: typeof T.PostgresAdapter = api.PostgresAdapter;
 export type PostgresAdapter = T.PostgresAdapter;
+/** Sessions in Redis or Valkey (native; Redis expires them itself). */
+export const RedisAdapter: typeof T.RedisAdapter = api.RedisAdapter;
+export type RedisAdapter = T.RedisAdapter;
 /** Parses a `Cookie` header. */
 export const parseCookie: typeof T.parseCookie = api.parseCookie;
 /** Serialises a `Set-Cookie` value. */
@@ -67,7 +72,7 @@ export const serializeCookie: typeof T.serializeCookie = api.serializeCookie;
 /**
  * OAuth sessions (SPEC §6): wraps a `SessionStore` with an OAuth token storage; tokens are
  * refreshed before they expire, one refresh per session at a time (in this process and, with
- * the SQLite or PostgreSQL storage, across processes). `onTokenRefresh`, `onLogout` and
+ * the SQLite, PostgreSQL or Redis storage, across processes). `onTokenRefresh`, `onLogout` and
  * `onError` are awaited one at a time, in the order things happened.
  */
 export const withOAuthSession: typeof T.withOAuthSession = api.withOAuthSession;
@@ -83,6 +88,9 @@ export type SQLiteOAuthStorage = T.SQLiteOAuthStorage;
 /** OAuth tokens in PostgreSQL (native; pooled, shared safely by several processes). */
 export const PostgresOAuthStorage: typeof T.PostgresOAuthStorage = api.PostgresOAuthStorage;
 export type PostgresOAuthStorage = T.PostgresOAuthStorage;
+/** OAuth tokens in Redis or Valkey (native; shared safely by several processes). */
+export const RedisOAuthStorage: typeof T.RedisOAuthStorage = api.RedisOAuthStorage;
+export type RedisOAuthStorage = T.RedisOAuthStorage;
 
 /** Base class of every error this package raises on purpose. */
 export const SessionError: typeof T.SessionError = SessionErrorClass as unknown as typeof T.SessionError;

@@ -214,6 +214,10 @@ class FfiAdapter {
     return new FfiAdapter({ kind: "postgres", url, maxConnections: maxConnections ?? null, queryTimeoutMs: queryTimeoutMs ?? null });
   }
 
+  static redisAdapter(url: string, prefix?: string | null, maxConnections?: number | null, queryTimeoutMs?: number | null): FfiAdapter {
+    return new FfiAdapter({ kind: "redis", url, prefix: prefix ?? null, maxConnections: maxConnections ?? null, queryTimeoutMs: queryTimeoutMs ?? null });
+  }
+
   #call(op: number, args: unknown[], sync: boolean = this.isSync): unknown {
     if (sync) {
       const bytes = encodeScratch(args);
@@ -620,6 +624,10 @@ class FfiOAuthStorage {
     return new FfiOAuthStorage({ kind: "postgres", url, maxConnections: maxConnections ?? null, queryTimeoutMs: queryTimeoutMs ?? null });
   }
 
+  static redisStorage(url: string, prefix?: string | null, maxConnections?: number | null, queryTimeoutMs?: number | null): FfiOAuthStorage {
+    return new FfiOAuthStorage({ kind: "redis", url, prefix: prefix ?? null, maxConnections: maxConnections ?? null, queryTimeoutMs: queryTimeoutMs ?? null });
+  }
+
   /** `fns`: `getTokens`, `setTokens(tokens, sessionId)`, `clearTokens`, bound to the user's object. */
   static fromJs(fns: JsFns): FfiOAuthStorage {
     return withBridge(fns, (js) => new FfiOAuthStorage({ kind: "js", ...js }));
@@ -642,7 +650,7 @@ class FfiOAuthStorage {
   clearTokens(sessionId: string): unknown {
     return this.#call(OAuthStorageOp.clearTokens, [sessionId]);
   }
-  /** PostgreSQL: creates the tables now; the other storages have nothing to do. */
+  /** PostgreSQL: creates the tables now; Redis: checks the server answers; the others have nothing to do. */
   initialize(): unknown {
     return this.#call(OAuthStorageOp.initialize, []);
   }

@@ -142,6 +142,36 @@ export declare class PostgresAdapter extends NativeBackedAdapter {
   initialize(): Promise<void>;
 }
 
+export interface RedisAdapterOptions {
+  /**
+   * Prepended to every key; default `"slices:session:"` (`RedisOAuthStorage`:
+   * `"slices:oauth:"`). Stores with different prefixes share a server without seeing each
+   * other's keys.
+   */
+  prefix?: string;
+  /** Multiplexed connections; default 2. Each carries any number of concurrent calls. */
+  maxConnections?: number;
+  /**
+   * Limit for one call, in ms; default 10 000, `0` for none. A call over it rejects with an
+   * `AdapterError` (a paused or unreachable server cannot hold requests for longer).
+   */
+  queryTimeout?: number;
+}
+
+/**
+ * Sessions in Redis or Valkey (native). Redis expires them itself (key TTL = `expiresAt`), so
+ * `get` never returns an expired record and `cleanup` has little to do; see docs/redis.md.
+ */
+export declare class RedisAdapter extends NativeBackedAdapter {
+  /**
+   * `redis://[user:password@]host[:port][/db]`, `rediss://` for TLS, `redis+unix:///path`,
+   * or the same with `valkey`. Does not connect: the first call does.
+   */
+  constructor(url: string, options?: RedisAdapterOptions);
+  /** Checks that the server answers (optional: there is no schema). */
+  initialize(): Promise<void>;
+}
+
 export declare function parseCookie(header: string | null | undefined): Record<string, string>;
 export declare function serializeCookie(name: string, value: string, options?: CookieOptions): string;
 
@@ -246,5 +276,14 @@ export declare class SQLiteOAuthStorage extends NativeBackedOAuthStorage {
 
 export declare class PostgresOAuthStorage extends NativeBackedOAuthStorage {
   constructor(connectionString: string, options?: PostgresAdapterOptions);
+  initialize(): Promise<void>;
+}
+
+/**
+ * OAuth tokens, PKCE states and refresh leases in Redis or Valkey (native; shared safely by
+ * several processes: the refresh lease is a Redis lock).
+ */
+export declare class RedisOAuthStorage extends NativeBackedOAuthStorage {
+  constructor(url: string, options?: RedisAdapterOptions);
   initialize(): Promise<void>;
 }

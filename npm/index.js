@@ -10,6 +10,7 @@ export const {
   MemoryAdapter,
   SQLiteAdapter,
   PostgresAdapter,
+  RedisAdapter,
   parseCookie,
   serializeCookie,
   withOAuthSession,
@@ -17,4 +18,5 @@ export const {
   MemoryOAuthStorage,
   SQLiteOAuthStorage,
   PostgresOAuthStorage,
+  RedisOAuthStorage,
 } = createApi(native);

@@ -471,6 +471,14 @@ function postgresOptions(options) {
   return { max, queryTimeout };
 }
 
+/** The options of RedisAdapter and RedisOAuthStorage, checked. */
+function redisOptions(options) {
+  const { max, queryTimeout } = postgresOptions(options);
+  const prefix = options.prefix === undefined ? undefined : options.prefix;
+  if (prefix !== undefined && typeof prefix !== "string") throw fail("options.prefix", "a string", prefix);
+  return { prefix, max, queryTimeout };
+}
+
 // The cleanup timers of stores that were dropped without close().
 const cleanupTimers = new FinalizationRegistry((timer) => clearInterval(timer));
 
@@ -583,6 +591,23 @@ export function createApi(native) {
       super(() => native.NativeAdapter.postgresAdapter(connectionString, max, queryTimeout));
     }
     /** Creates the table and indexes if missing (also done on first use). */
+    async initialize() {
+      await callNative(() => nativeOf(this).initialize());
+    }
+  }
+
+  class RedisAdapter extends NativeBackedAdapter {
+    /**
+     * @param url `redis://[user:password@]host[:port][/db]`, `rediss://` (TLS) or
+     *   `redis+unix:///path`; `valkey://` and `valkeys://` too. Does not connect: the first
+     *   call does.
+     */
+    constructor(url, options = {}) {
+      checkString(url, "url");
+      const { prefix, max, queryTimeout } = redisOptions(options);
+      super(() => native.NativeAdapter.redisAdapter(url, prefix, max, queryTimeout));
+    }
+    /** Checks that the server answers (optional: there is no schema to create). */
     async initialize() {
       await callNative(() => nativeOf(this).initialize());
     }
@@ -825,6 +850,19 @@ export function createApi(native) {
     }
   }
 
+  class RedisOAuthStorage extends NativeBackedOAuthStorage {
+    /** Does not connect: the first call does. */
+    constructor(url, options = {}) {
+      checkString(url, "url");
+      const { prefix, max, queryTimeout } = redisOptions(options);
+      super(() => native.NativeOAuthStorage.redisStorage(url, prefix, max, queryTimeout));
+    }
+    /** Checks that the server answers (optional). */
+    async initialize() {
+      await callNative(() => oauthNativeOf(this).initialize());
+    }
+  }
+
   // One native handle per JS storage object: the manager and every OAuthClient over the same
   // storage then share one refresh flight per session. The handle refers to the object only
   // weakly (see weakTarget), so the entry goes once no manager, client or user holds the object.
@@ -976,6 +1014,7 @@ export function createApi(native) {
     MemoryAdapter,
     SQLiteAdapter,
     PostgresAdapter,
+    RedisAdapter,
     parseCookie,
     serializeCookie,
     withOAuthSession,
@@ -983,5 +1022,6 @@ export function createApi(native) {
     MemoryOAuthStorage,
     SQLiteOAuthStorage,
     PostgresOAuthStorage,
+    RedisOAuthStorage,
   };
 }

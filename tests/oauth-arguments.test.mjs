@@ -136,6 +136,10 @@ describe("OAuthClient and the OAuth storages", () => {
     assert.throws(() => new SQLiteOAuthStorage(7), typeErrorNaming("pathOrUrl"));
     assert.throws(() => new PostgresOAuthStorage(), typeErrorNaming("connectionString"));
     assert.throws(() => new PostgresOAuthStorage("postgresql://127.0.0.1:1/x", { maxConnections: 0 }), typeErrorNaming("maxConnections"));
+    assert.throws(() => new pkg.RedisOAuthStorage(), typeErrorNaming("url"));
+    assert.throws(() => new pkg.RedisOAuthStorage("http://127.0.0.1:1"), typeErrorNaming("url"));
+    assert.throws(() => new pkg.RedisOAuthStorage("redis://127.0.0.1:1", { maxConnections: 0 }), typeErrorNaming("maxConnections"));
+    assert.throws(() => new pkg.RedisOAuthStorage("redis://127.0.0.1:1", { prefix: 5 }), typeErrorNaming("options.prefix"));
     const storage = new MemoryOAuthStorage();
     await assert.rejects(storage.getTokens(1), typeErrorNaming("sessionId"));
     await assert.rejects(storage.setTokens({ accessToken: "a", tokenType: "Bearer" }, null), typeErrorNaming("sessionId"));

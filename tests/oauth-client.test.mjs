@@ -3,14 +3,14 @@
 // stored; unknown or reused state rejected with OAuthError invalid_state before any request),
 // getUserInfo (handle copied from name), refreshAccessToken (always refreshes, shares a flight
 // with concurrent getOAuthSession calls), ensureValidToken, logout, and what it does after a
-// lost refresh response. On MemoryOAuthStorage, SQLiteOAuthStorage, PostgresOAuthStorage and
+// lost refresh response. On MemoryOAuthStorage, SQLiteOAuthStorage, PostgresOAuthStorage, RedisOAuthStorage and
 // a custom JS storage class (which holds tokens only: authorize/handleCallback need a native
 // storage for the PKCE state).
 import { describe, test, before, after, beforeEach } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { pkg, pgUrl, tmpDir, removeTmpDirs, uniq } from "./target.mjs";
+import { pkg, pgUrl, redisUrl, tmpDir, removeTmpDirs, uniq } from "./target.mjs";
 import { startAip, STORAGE_KINDS, makeStorage, withSetup, oauthConfig, isOAuthError, MapOAuthStorage } from "./oauth-support.mjs";
 
 let aip;
@@ -163,6 +163,7 @@ for (const kind of NATIVE_KINDS) {
         MemoryOAuthStorage: () => new pkg.MemoryOAuthStorage(),
         SQLiteOAuthStorage: () => new pkg.SQLiteOAuthStorage(join(dir, "oauth.db")),
         PostgresOAuthStorage: () => new pkg.PostgresOAuthStorage(pgUrl()),
+        RedisOAuthStorage: () => new pkg.RedisOAuthStorage(redisUrl()),
       }[kind];
       const [a, b] = [open(), open()];
       try {

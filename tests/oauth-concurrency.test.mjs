@@ -3,14 +3,14 @@
 //   reaches the server, every caller gets the same new token (each storage kind);
 // - two managers and an OAuthClient over one storage object share that one flight;
 // - 4 processes x 25 concurrent calls on one expired session, sharing an SQLite OAuth storage
-//   file, and the same with PostgresOAuthStorage: exactly one refresh request in total, all
+//   file, and the same with PostgresOAuthStorage and with RedisOAuthStorage: exactly one refresh request in total, all
 //   end with the same valid token, zero errors.
 // The session's access token is expired at the server too (expiresIn < 0), with the server's
 // burn-after-expiry rule switched off so that the one refresh may succeed.
 import { describe, test, before, after, beforeEach } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { pkg, pgUrl, tmpDir, removeTmpDirs } from "./target.mjs";
+import { pkg, pgUrl, redisUrl, tmpDir, removeTmpDirs } from "./target.mjs";
 import { startAip, STORAGE_KINDS, withSetup, oauthConfig, runWorkers, WORKER_BARRIER } from "./oauth-support.mjs";
 
 let aip;
@@ -86,8 +86,10 @@ for (const kind of STORAGE_KINDS) {
 const WORKER = `
 const pkg = await import(PKG);
 const cfg = JSON.parse(process.env.OAUTH_WORKER);
-const adapter = cfg.kind === "sqlite" ? new pkg.SQLiteAdapter(cfg.sessionsFile) : new pkg.PostgresAdapter(cfg.pgUrl);
-const storage = cfg.kind === "sqlite" ? new pkg.SQLiteOAuthStorage(cfg.oauthFile) : new pkg.PostgresOAuthStorage(cfg.pgUrl);
+const adapter = cfg.kind === "sqlite" ? new pkg.SQLiteAdapter(cfg.sessionsFile)
+  : cfg.kind === "redis" ? new pkg.RedisAdapter(cfg.redisUrl) : new pkg.PostgresAdapter(cfg.pgUrl);
+const storage = cfg.kind === "sqlite" ? new pkg.SQLiteOAuthStorage(cfg.oauthFile)
+  : cfg.kind === "redis" ? new pkg.RedisOAuthStorage(cfg.redisUrl) : new pkg.PostgresOAuthStorage(cfg.pgUrl);
 const store = new pkg.SessionStore({ adapter, cleanupInterval: 0 });
 const errors = [];
 let refreshes = 0;
@@ -179,6 +181,16 @@ describe("4 processes x 25 concurrent calls on one expired session", () => {
       makeAdapter: () => new pkg.PostgresAdapter(url),
       makeStorage: () => new pkg.PostgresOAuthStorage(url),
       workerConfig: { pgUrl: url },
+    });
+  });
+
+  test("sharing a RedisOAuthStorage (sessions in a RedisAdapter): one refresh in total, the same valid token everywhere, zero errors", async () => {
+    const url = redisUrl();
+    await fourProcesses({
+      kind: "redis",
+      makeAdapter: () => new pkg.RedisAdapter(url),
+      makeStorage: () => new pkg.RedisOAuthStorage(url),
+      workerConfig: { redisUrl: url },
     });
   });
 });

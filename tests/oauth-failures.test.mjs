@@ -1,5 +1,5 @@
 // withOAuthSession when the refresh fails (SPEC §6 edge rules, docs/oauth.md "Failure
-// classification" and "Lost responses"), on the four kinds of OAuth storage:
+// classification" and "Lost responses"), on the five kinds of OAuth storage:
 // - invalid_grant: logged out (null, session and tokens gone, onLogout), unless the storage,
 //   read again, holds tokens someone else stored meanwhile; AIP's expired-access-token rule;
 // - 500, timeout, connection refused: the session kept with its current tokens, getAccessToken
@@ -297,7 +297,7 @@ for (const kind of STORAGE_KINDS) {
 const LOST_WINDOW = 1500; // ms the access token stays valid after the loss is found
 
 describe("lost refresh response, access token still valid: signed in until it expires, never silently out", () => {
-  // The four storages go through steps 1-2 one after the other (the fault queue is shared),
+  // The five storages go through steps 1-2 one after the other (the fault queue is shared),
   // then all wait for their access tokens to expire once, then step 3.
   const runs = new Map();
   before(async () => {

@@ -2,7 +2,7 @@
 // no failure at the server: createOAuthSession, getOAuthSession (fresh, due, missing, expired,
 // without tokens, without expiresAt, without refreshToken), getAccessToken,
 // hasValidOAuthTokens, autoRefresh: false, refreshSkew, logout. Every test runs on
-// MemoryOAuthStorage, SQLiteOAuthStorage (a temp file), PostgresOAuthStorage and a custom JS
+// MemoryOAuthStorage, SQLiteOAuthStorage (a temp file), PostgresOAuthStorage, RedisOAuthStorage and a custom JS
 // storage class using `this`, against the loopback AIP server (tests/aip/server.mjs).
 // Failures at the server are in oauth-failures.test.mjs, concurrency in oauth-concurrency.
 import { describe, test, before, after, beforeEach } from "node:test";

@@ -1,5 +1,5 @@
 // Shared by the tests/oauth-*.test.mjs files: the loopback AIP server (tests/aip/server.mjs) as
-// a child process, its admin endpoints, token minting, the four kinds of OAuth storage, event
+// a child process, its admin endpoints, token minting, the five kinds of OAuth storage, event
 // recorders and the multi-process worker runner. Runs under Node and Deno (node:* modules only;
 // children are `deno run -A` under Deno).
 //
@@ -14,7 +14,7 @@ import net from "node:net";
 import tls from "node:tls";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { pkg, pgUrl, tmpDir, moduleSpecifier, runtime } from "./target.mjs";
+import { pkg, pgUrl, redisUrl, tmpDir, moduleSpecifier, runtime } from "./target.mjs";
 
 const SERVER = fileURLToPath(new URL("./aip/server.mjs", import.meta.url));
 
@@ -212,7 +212,7 @@ export class MapOAuthStorage {
   }
 }
 
-export const STORAGE_KINDS = ["MemoryOAuthStorage", "SQLiteOAuthStorage", "PostgresOAuthStorage", "custom JS class"];
+export const STORAGE_KINDS = ["MemoryOAuthStorage", "SQLiteOAuthStorage", "PostgresOAuthStorage", "RedisOAuthStorage", "custom JS class"];
 
 /** A fresh storage of `kind`: { storage, close }. SQLite uses a new temp file. */
 export async function makeStorage(kind) {
@@ -227,6 +227,10 @@ export async function makeStorage(kind) {
     }
     case "PostgresOAuthStorage": {
       const storage = new pkg.PostgresOAuthStorage(pgUrl());
+      return { storage, close: () => storage.close() };
+    }
+    case "RedisOAuthStorage": {
+      const storage = new pkg.RedisOAuthStorage(redisUrl());
       return { storage, close: () => storage.close() };
     }
     case "custom JS class": {

@@ -88,6 +88,26 @@ export function pgUrl() {
   return url;
 }
 
+export function redisUrl() {
+  const url = process.env.SLICES_TEST_REDIS_URL;
+  if (!url) {
+    throw new Error(
+      "SLICES_TEST_REDIS_URL is not set: the Redis conformance tests need a server. " +
+        "Run the suite through scripts/with-redis.sh (which starts one and sets the variable), " +
+        "or set SLICES_TEST_REDIS_URL=redis://host:port yourself.",
+    );
+  }
+  return url;
+}
+
+/** Runs one command through the `redis-cli` CLI against redisUrl(); returns stdout (raw replies, one per line). */
+export function redisCli(...args) {
+  const res = spawnSync("redis-cli", ["-u", redisUrl(), "--raw", ...args], { encoding: "utf8", timeout: 20000 });
+  if (res.error) throw new Error(`redis-cli could not be run: ${res.error.message}`);
+  if (res.status !== 0) throw new Error(`redis-cli failed (exit ${res.status}): ${res.stderr}`);
+  return res.stdout.replace(/\n$/, "");
+}
+
 /** Runs SQL through the `psql` CLI against pgUrl(); returns stdout (unaligned, tuples only, tab-separated). */
 export function psql(sql) {
   const res = spawnSync("psql", [pgUrl(), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-At", "-F", "\t", "-c", sql], {

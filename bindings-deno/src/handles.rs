@@ -14,6 +14,7 @@ use slices_session_core::adapter::SessionAdapter;
 use slices_session_core::error::{Result, SessionError};
 use slices_session_core::memory::MemoryAdapter;
 use slices_session_core::postgres::{PostgresAdapter, PostgresOptions};
+use slices_session_core::redis::RedisAdapter;
 use slices_session_core::session::{Millis, SessionData, SessionPatch};
 use slices_session_core::sqlite::{SqliteAdapter, SqliteOptions};
 use slices_session_core::store::{SessionStore, StoreConfig};
@@ -51,6 +52,7 @@ pub enum AdapterHandle {
     Memory(Arc<MemoryAdapter>),
     Sqlite(Arc<SqliteAdapter>),
     Postgres(Arc<PostgresAdapter>),
+    Redis(Arc<RedisAdapter>),
 }
 
 impl AdapterHandle {
@@ -81,6 +83,9 @@ impl AdapterHandle {
                 }
                 AdapterHandle::Postgres(Arc::new(PostgresAdapter::new(&url, options)?))
             }
+            AdapterSpec::Redis { url, options } => {
+                AdapterHandle::Redis(Arc::new(RedisAdapter::new(&url, options.into())?))
+            }
         })
     }
 
@@ -89,6 +94,7 @@ impl AdapterHandle {
             AdapterHandle::Memory(a) => a.clone(),
             AdapterHandle::Sqlite(a) => a.clone(),
             AdapterHandle::Postgres(a) => a.clone(),
+            AdapterHandle::Redis(a) => a.clone(),
         }
     }
 
@@ -171,6 +177,13 @@ pub fn adapter_call(handle: &AdapterHandle, op: AdapterOp, json: &[u8]) -> FfiRe
                 let pg = pg.clone();
                 Box::pin(async move {
                     pg.initialize().await?;
+                    Ok(Reply::null())
+                })
+            }
+            AdapterHandle::Redis(r) => {
+                let r = r.clone();
+                Box::pin(async move {
+                    r.initialize().await?;
                     Ok(Reply::null())
                 })
             }

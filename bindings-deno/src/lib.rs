@@ -105,7 +105,8 @@ pub unsafe extern "C" fn ssd_buffer_free(reply: *mut u8) {
 }
 
 /// Opens a native adapter. Argument: `{"kind":"memory"}`, `{"kind":"sqlite","path",
-/// "busyTimeoutMs"?}` or `{"kind":"postgres","url","maxConnections"?,"queryTimeoutMs"?}`. Reply: `{"id","isSync"}`.
+/// "busyTimeoutMs"?}`, `{"kind":"postgres","url","maxConnections"?,"queryTimeoutMs"?}` or
+/// `{"kind":"redis","url","prefix"?,"maxConnections"?,"queryTimeoutMs"?}`. Reply: `{"id","isSync"}`.
 ///
 /// # Safety
 /// `args` must point to `len` readable bytes for the duration of the call.
@@ -383,7 +384,8 @@ pub extern "C" fn ssd_channel_close(channel: u64) {
 
 /// Opens an OAuth token storage (`NativeOAuthStorage`'s factories). Argument:
 /// `{"kind":"memory"}`, `{"kind":"sqlite","path"}`, `{"kind":"postgres","url",
-/// "maxConnections"?, "queryTimeoutMs"?}` or `{"kind":"js","channel","bridge"}` (a JS object with `getTokens`,
+/// "maxConnections"?, "queryTimeoutMs"?}`, `{"kind":"redis","url","prefix"?,"maxConnections"?,
+/// "queryTimeoutMs"?}` or `{"kind":"js","channel","bridge"}` (a JS object with `getTokens`,
 /// `setTokens`, `clearTokens`, kept by JS under that bridge). Reply: `{"id","isSync"}`.
 ///
 /// # Safety

@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Deserializer, Serialize};
 use slices_session_core::cookie::CookieOptionsPatch;
+use slices_session_core::redis::RedisOptions;
 use slices_session_core::session::{Millis, SessionData, SessionPatch};
 use slices_session_core::store::StoreConfig;
 
@@ -269,6 +270,40 @@ pub enum AdapterSpec {
         #[serde(default)]
         query_timeout_ms: Option<JsInt>,
     },
+    #[serde(rename_all = "camelCase")]
+    Redis {
+        url: String,
+        #[serde(flatten)]
+        options: WireRedisOptions,
+    },
+}
+
+/// `RedisAdapter` / `RedisOAuthStorage` options (checked by the JS layer).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WireRedisOptions {
+    #[serde(default)]
+    pub prefix: Option<String>,
+    #[serde(default)]
+    pub max_connections: Option<JsInt>,
+    #[serde(default)]
+    pub query_timeout_ms: Option<JsInt>,
+}
+
+impl From<WireRedisOptions> for RedisOptions {
+    fn from(w: WireRedisOptions) -> Self {
+        let mut options = RedisOptions {
+            prefix: w.prefix,
+            ..RedisOptions::default()
+        };
+        if let Some(JsInt(n)) = w.max_connections {
+            options.max_connections = usize::try_from(n.max(0)).unwrap_or(usize::MAX);
+        }
+        if let Some(JsInt(ms)) = w.query_timeout_ms {
+            options.query_timeout_ms = u64::try_from(ms.max(0)).unwrap_or(u64::MAX);
+        }
+        options
+    }
 }
 
 /// Where a JS object's calls go (an OAuth storage, `withOAuthSession`'s event callback): the JS

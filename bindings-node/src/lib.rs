@@ -1,6 +1,6 @@
 //! N-API binding of `slices-session-core`: marshalling only. Calls on synchronous adapters
 //! (memory, SQLite) run on the JS thread and return plain values (the JS layer turns them
-//! into settled Promises); PostgreSQL and JS adapters run on napi's tokio runtime.
+//! into settled Promises); PostgreSQL, Redis and JS adapters run on napi's tokio runtime.
 
 mod js_adapter;
 mod oauth;
@@ -18,6 +18,7 @@ use slices_session_core::cookie::{self, CookieOptions, CookieOptionsPatch};
 use slices_session_core::error::{ErrorKind, SessionError};
 use slices_session_core::memory::MemoryAdapter;
 use slices_session_core::postgres::{PostgresAdapter, PostgresOptions};
+use slices_session_core::redis::{RedisAdapter, RedisOptions};
 use slices_session_core::session::{sessions_to_js_json, SessionData};
 use slices_session_core::sqlite::{SqliteAdapter, SqliteOptions};
 use slices_session_core::store::{SessionStore, StoreConfig};
@@ -65,6 +66,26 @@ enum Backend {
     Memory(Arc<MemoryAdapter>),
     Sqlite(Arc<SqliteAdapter>),
     Postgres(Arc<PostgresAdapter>),
+    Redis(Arc<RedisAdapter>),
+}
+
+/// `RedisAdapter` / `RedisOAuthStorage` options as the JS layer passes them (checked there).
+pub(crate) fn redis_options(
+    prefix: Option<String>,
+    max_connections: Option<u32>,
+    query_timeout_ms: Option<u32>,
+) -> RedisOptions {
+    let mut options = RedisOptions {
+        prefix,
+        ..RedisOptions::default()
+    };
+    if let Some(n) = max_connections {
+        options.max_connections = n as usize;
+    }
+    if let Some(ms) = query_timeout_ms {
+        options.query_timeout_ms = u64::from(ms);
+    }
+    options
 }
 
 /// One of the native adapters of SPEC §5.
@@ -79,6 +100,7 @@ impl NativeAdapter {
             Backend::Memory(a) => a.clone(),
             Backend::Sqlite(a) => a.clone(),
             Backend::Postgres(a) => a.clone(),
+            Backend::Redis(a) => a.clone(),
         }
     }
 
@@ -130,6 +152,20 @@ impl NativeAdapter {
         let adapter = PostgresAdapter::new(&url, options).map_err(js_error)?;
         Ok(NativeAdapter {
             backend: Backend::Postgres(Arc::new(adapter)),
+        })
+    }
+
+    #[napi(factory)]
+    pub fn redis_adapter(
+        url: String,
+        prefix: Option<String>,
+        max_connections: Option<u32>,
+        query_timeout_ms: Option<u32>,
+    ) -> napi::Result<Self> {
+        let options = redis_options(prefix, max_connections, query_timeout_ms);
+        let adapter = RedisAdapter::new(&url, options).map_err(js_error)?;
+        Ok(NativeAdapter {
+            backend: Backend::Redis(Arc::new(adapter)),
         })
     }
 
@@ -216,11 +252,16 @@ impl NativeAdapter {
         })
     }
 
-    /// PostgreSQL: creates the schema now; the other adapters have nothing to do.
+    /// PostgreSQL: creates the schema now; Redis: checks the server answers; the other
+    /// adapters have nothing to do.
     #[napi(ts_return_type = "void | Promise<void>")]
     pub fn initialize<'env>(&self, env: &'env Env) -> Settled<'env, ()> {
         match &self.backend {
             Backend::Postgres(a) => {
+                let a = a.clone();
+                settle(env, false, async move { a.initialize().await })
+            }
+            Backend::Redis(a) => {
                 let a = a.clone();
                 settle(env, false, async move { a.initialize().await })
             }

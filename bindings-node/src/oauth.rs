@@ -1,7 +1,7 @@
 //! OAuth (SPEC §6) for Node: native token storages, JS storages, `withOAuthSession`'s
 //! manager and `OAuthClient`. Marshalling only; the rules live in `core::oauth`.
 //! A call that completes on its first poll returns its value at once; one that waits (a
-//! refresh over HTTP, PostgreSQL, a JS storage) continues on napi's tokio runtime.
+//! refresh over HTTP, PostgreSQL, Redis, a JS storage) continues on napi's tokio runtime.
 
 use std::sync::Arc;
 
@@ -18,12 +18,12 @@ use slices_session_core::oauth::client::reissue;
 use slices_session_core::oauth::{
     AuthorizationRequest, MemoryOAuthStorage, OAuthClient, OAuthConfig, OAuthEvents,
     OAuthSessionManager, OAuthSessionOptions, OAuthStorage, OAuthTokens, PostgresOAuthStorage,
-    SqliteOAuthStorage,
+    RedisOAuthStorage, SqliteOAuthStorage,
 };
 use slices_session_core::postgres::PostgresOptions;
 
 use crate::wire::WireSession;
-use crate::{js_error, NativeStore, Settled};
+use crate::{js_error, redis_options, NativeStore, Settled};
 
 #[napi(object)]
 pub struct WireOAuthConfig {
@@ -227,6 +227,7 @@ impl OAuthEvents for JsOAuthEvents {
 enum StorageBackend {
     Memory(Arc<MemoryOAuthStorage>),
     Postgres(Arc<PostgresOAuthStorage>),
+    Redis(Arc<RedisOAuthStorage>),
     Other,
 }
 
@@ -279,6 +280,21 @@ impl NativeOAuthStorage {
     }
 
     #[napi(factory)]
+    pub fn redis_storage(
+        url: String,
+        prefix: Option<String>,
+        max_connections: Option<u32>,
+        query_timeout_ms: Option<u32>,
+    ) -> napi::Result<Self> {
+        let options = redis_options(prefix, max_connections, query_timeout_ms);
+        let storage = Arc::new(RedisOAuthStorage::new(&url, options).map_err(js_error)?);
+        Ok(NativeOAuthStorage {
+            storage: storage.clone(),
+            backend: StorageBackend::Redis(storage),
+        })
+    }
+
+    #[napi(factory)]
     pub fn from_js(fns: JsOAuthStorageFns) -> Self {
         NativeOAuthStorage {
             storage: Arc::new(JsOAuthStorage { fns }),
@@ -319,14 +335,16 @@ impl NativeOAuthStorage {
 
     #[napi(ts_return_type = "void | Promise<void>")]
     pub fn initialize<'env>(&self, env: &'env Env) -> Settled<'env, ()> {
-        let pg = match &self.backend {
-            StorageBackend::Postgres(pg) => Some(pg.clone()),
-            _ => None,
+        let (pg, redis) = match &self.backend {
+            StorageBackend::Postgres(pg) => (Some(pg.clone()), None),
+            StorageBackend::Redis(r) => (None, Some(r.clone())),
+            _ => (None, None),
         };
         spawn(env, async move {
-            match pg {
-                Some(pg) => pg.initialize().await,
-                None => Ok(()),
+            match (pg, redis) {
+                (Some(pg), _) => pg.initialize().await,
+                (_, Some(r)) => r.initialize().await,
+                _ => Ok(()),
             }
         })
     }

@@ -45,6 +45,13 @@ pub enum SessionError {
         source: tokio_postgres::Error,
     },
 
+    #[error("Redis error while trying to {action}: {source}")]
+    Redis {
+        action: &'static str,
+        #[source]
+        source: redis::RedisError,
+    },
+
     #[error("PostgreSQL connection pool: {0}")]
     Pool(String),
 
@@ -109,6 +116,7 @@ impl SessionError {
             SessionError::AdapterClosed
             | SessionError::Sqlite { .. }
             | SessionError::Postgres { .. }
+            | SessionError::Redis { .. }
             | SessionError::Pool(_)
             | SessionError::Timeout { .. }
             | SessionError::Corrupt { .. }

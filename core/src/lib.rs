@@ -5,6 +5,8 @@ pub mod memory;
 pub mod oauth;
 mod pg_pool;
 pub mod postgres;
+pub mod redis;
+mod redis_conn;
 pub mod session;
 pub mod sqlite;
 pub mod sqlite_checkpoint;

@@ -5,7 +5,7 @@
 //!
 //! | handle | opened from | calls |
 //! |---|---|---|
-//! | storage | `{"kind":"memory" \| "sqlite" \| "postgres" \| "js", ...}` | [`StorageOp`]; memory and SQLite synchronous, the others started (`channel.rs`) |
+//! | storage | `{"kind":"memory" \| "sqlite" \| "postgres" \| "redis" \| "js", ...}` | [`StorageOp`]; memory and SQLite synchronous, the others started (`channel.rs`) |
 //! | manager | a store handle, a storage handle, the config, the options, the `onEvent` bridge | [`ManagerOp`]; always started (HTTP, and events go to JS) |
 //! | client | the config, a storage handle, the session id | [`ClientOp`]; always started (HTTP) |
 //!
@@ -22,7 +22,7 @@ use std::sync::{Arc, LazyLock};
 use slices_session_core::error::SessionError;
 use slices_session_core::oauth::{
     MemoryOAuthStorage, OAuthClient, OAuthSessionManager, OAuthStorage, OAuthTokens,
-    PostgresOAuthStorage, SqliteOAuthStorage,
+    PostgresOAuthStorage, RedisOAuthStorage, SqliteOAuthStorage,
 };
 use slices_session_core::postgres::PostgresOptions;
 
@@ -88,6 +88,7 @@ fn check_threads(channels: &[u64], what: &str) -> FfiResult<()> {
 enum Backend {
     Memory(Arc<MemoryOAuthStorage>),
     Postgres(Arc<PostgresOAuthStorage>),
+    Redis(Arc<RedisOAuthStorage>),
     Other,
 }
 
@@ -125,6 +126,10 @@ impl StorageHandle {
                     }
                     let storage = Arc::new(PostgresOAuthStorage::new(&url, options)?);
                     (storage.clone(), Backend::Postgres(storage), None)
+                }
+                OAuthStorageSpec::Redis { url, options } => {
+                    let storage = Arc::new(RedisOAuthStorage::new(&url, options.into())?);
+                    (storage.clone(), Backend::Redis(storage), None)
                 }
                 OAuthStorageSpec::Js { channel, bridge } => (
                     Arc::new(JsOAuthStorage::new(Bridge::new(channel, bridge)?)),
@@ -176,6 +181,13 @@ impl StorageHandle {
                     let pg = pg.clone();
                     Box::pin(async move {
                         pg.initialize().await?;
+                        Ok(Reply::null())
+                    })
+                }
+                Backend::Redis(r) => {
+                    let r = r.clone();
+                    Box::pin(async move {
+                        r.initialize().await?;
                         Ok(Reply::null())
                     })
                 }

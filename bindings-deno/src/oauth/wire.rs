@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use slices_session_core::oauth::{OAuthConfig, OAuthSessionOptions, OAuthTokens};
 use slices_session_core::session::{Millis, SessionData};
 
-use crate::wire::{opt_millis, JsInt, JsObjectSpec};
+use crate::wire::{opt_millis, JsInt, JsObjectSpec, WireRedisOptions};
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -106,6 +106,12 @@ pub enum OAuthStorageSpec {
         max_connections: Option<JsInt>,
         #[serde(default)]
         query_timeout_ms: Option<JsInt>,
+    },
+    #[serde(rename_all = "camelCase")]
+    Redis {
+        url: String,
+        #[serde(flatten)]
+        options: WireRedisOptions,
     },
     /// A JS object with `getTokens` / `setTokens` / `clearTokens`, reached through a channel.
     Js {

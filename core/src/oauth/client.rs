@@ -346,7 +346,9 @@ pub fn reissue(error: &SessionError) -> SessionError {
             action,
             ms: *ms,
         },
-        SessionError::Sqlite { action, .. } | SessionError::Postgres { action, .. } => {
+        SessionError::Sqlite { action, .. }
+        | SessionError::Postgres { action, .. }
+        | SessionError::Redis { action, .. } => {
             SessionError::Adapter {
                 method: action,
                 message: error.to_string(),

@@ -6,7 +6,7 @@
 //! |---|---|
 //! | [`config`] | `OAuthConfig`, `OAuthTokens`, `PkceState`, the resolved endpoints |
 //! | [`storage`] | the `OAuthStorage` trait (three required methods, the rest provided) |
-//! | [`memory`], [`sqlite`], [`postgres`] | the native storages |
+//! | [`memory`], [`sqlite`], [`postgres`], [`redis`](self::redis) | the native storages |
 //! | `http` | token and userinfo requests, and the classification of their failures |
 //! | `pkce` | random state and verifier, S256 challenge |
 //! | `refresh` | the refresh coordinator: single flight in a process, a lease across processes |
@@ -20,6 +20,7 @@ pub mod manager;
 pub mod memory;
 pub(crate) mod pkce;
 pub mod postgres;
+pub mod redis;
 pub(crate) mod refresh;
 pub mod sqlite;
 pub mod storage;
@@ -29,6 +30,7 @@ pub use config::{OAuthConfig, OAuthTokens, PkceState};
 pub use manager::{NoopEvents, OAuthEvents, OAuthSessionManager, OAuthSessionOptions};
 pub use memory::MemoryOAuthStorage;
 pub use postgres::PostgresOAuthStorage;
+pub use self::redis::RedisOAuthStorage;
 pub use refresh::RefreshAttempt;
 pub use sqlite::SqliteOAuthStorage;
 pub use storage::OAuthStorage;
