@@ -9,6 +9,8 @@ import {
   OAuthError,
   PostgresAdapter,
   PostgresOAuthStorage,
+  RedisAdapter,
+  RedisOAuthStorage,
   SessionError,
   SessionStore,
   SessionStoreClosedError,
@@ -25,6 +27,7 @@ import {
   type OAuthTokens,
   type OAuthUserInfo,
   type PostgresAdapterOptions,
+  type RedisAdapterOptions,
   type RequestLike,
   type SQLiteAdapterOptions,
   type SessionAdapter,
@@ -92,7 +95,10 @@ export async function usage(request: Request): Promise<void> {
   const memory = new MemoryAdapter();
   const postgres = new PostgresAdapter("postgresql://localhost/db", pgOptions);
   await postgres.initialize();
-  const adapters: SessionAdapter[] = [memory, postgres, new MapAdapter()];
+  const redisOptions: RedisAdapterOptions = { prefix: "app:sessions:", maxConnections: 2, queryTimeout: 2000 };
+  const redis = new RedisAdapter("redis://localhost:6379", redisOptions);
+  await redis.initialize();
+  const adapters: SessionAdapter[] = [memory, postgres, redis, new MapAdapter()];
   const size: number = memory.size();
   const keys: string[] = memory.keys();
   memory.clear();
@@ -125,6 +131,7 @@ export async function usage(request: Request): Promise<void> {
     new MemoryOAuthStorage(),
     new SQLiteOAuthStorage("./oauth.db"),
     new PostgresOAuthStorage("postgresql://localhost/db"),
+    new RedisOAuthStorage("redis://localhost:6379", { prefix: "app:oauth:" }),
     new MapTokenStorage(),
   ];
   const sessionOptions: OAuthSessionOptions = {

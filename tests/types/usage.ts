@@ -8,6 +8,8 @@ import {
   OAuthError,
   PostgresAdapter,
   PostgresOAuthStorage,
+  RedisAdapter,
+  RedisOAuthStorage,
   SessionError,
   SessionStore,
   SessionStoreClosedError,
@@ -71,7 +73,7 @@ export async function usage(request: Request): Promise<void> {
   const cookieOptions: CookieOptions = { httpOnly: true, secure: true, sameSite: "lax", maxAge: 60 };
   const options: SessionOptions = { adapter: new SQLiteAdapter("./sessions.db"), cookieOptions, touchAfter: 1000 };
   const store = new SessionStore(options);
-  const others = [new MemoryAdapter(), new PostgresAdapter("postgresql://localhost/db", { maxConnections: 4, queryTimeout: 5000 }), new MapAdapter()];
+  const others = [new MemoryAdapter(), new PostgresAdapter("postgresql://localhost/db", { maxConnections: 4, queryTimeout: 5000 }), new RedisAdapter("redis://localhost", { prefix: "p:" }), new MapAdapter()];
   const id: string = await store.createSession("user123", "alice.bsky.social", { theme: "dark" });
   const session: SessionData | null = await store.getSessionFromRequest(request);
   const user: SessionUser = await store.getCurrentUser(request.headers);
@@ -85,7 +87,7 @@ export async function usage(request: Request): Promise<void> {
   await store.close();
 
   const config: OAuthConfig = { clientId: "c", clientSecret: "s", authBaseUrl: "http://x", redirectUri: "http://x/cb", scopes: ["atproto"] };
-  const storages: OAuthStorage[] = [new MemoryOAuthStorage(), new SQLiteOAuthStorage("./oauth.db"), new PostgresOAuthStorage("postgresql://localhost/db", { queryTimeout: 0 }), new MapTokenStorage()];
+  const storages: OAuthStorage[] = [new MemoryOAuthStorage(), new SQLiteOAuthStorage("./oauth.db"), new PostgresOAuthStorage("postgresql://localhost/db", { queryTimeout: 0 }), new RedisOAuthStorage("redis://localhost"), new MapTokenStorage()];
   const manager: OAuthSessionManager = withOAuthSession(store, config, storages[0], {
     autoRefresh: true,
     refreshSkew: 30_000,
