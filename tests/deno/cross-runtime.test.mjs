@@ -1,10 +1,10 @@
-// Deno only: one SQLite file, two runtimes. A session created by the npm package on Node is read
+// Deno only: one SQLite file (and one Redis server), two runtimes. A session created by the npm package on Node is read
 // by the JSR package on Deno (FFI), and the other way round, while both have the file open.
 import { describe, test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { pkg, tmpDir, removeTmpDirs } from "../target.mjs";
+import { pkg, redisUrl, tmpDir, removeTmpDirs } from "../target.mjs";
 
 const NODE = Deno.env.get("SLICES_NODE") ?? "node";
 const NPM = new URL("../../npm/index.js", import.meta.url).href;
@@ -116,5 +116,44 @@ describe("Node (npm, N-API) and Deno (JSR, FFI) share one SQLite file", () => {
       file,
     );
     assert.deepEqual(left, []);
+  });
+});
+
+describe("Node (npm, N-API) and Deno (JSR, FFI) share one Redis server", () => {
+  const prefix = `cross-${Date.now()}-${Math.random().toString(36).slice(2)}:`;
+  let adapter;
+  let store;
+  before(() => {
+    adapter = new pkg.RedisAdapter(redisUrl(), { prefix });
+    store = new pkg.SessionStore({ adapter, cleanupInterval: 0 });
+  });
+  after(async () => {
+    await store?.close();
+    await adapter?.close();
+  });
+
+  test("a session created on Deno is read, touched and logged out everywhere on Node", async () => {
+    const data = { theme: "dark", unicode: "😀 e\u0301" };
+    const id = await store.createSession("did:plc:deno-redis", "deno.example", data);
+    const expected = await adapter.get(id);
+    const out = await node(
+      `const { RedisAdapter, SessionStore } = await import(${JSON.stringify(NPM)});
+       const [url, prefix, id] = process.argv.slice(1);
+       const adapter = new RedisAdapter(url, { prefix });
+       const store = new SessionStore({ adapter, cleanupInterval: 0 });
+       const raw = await adapter.get(id);
+       const viaCookie = await store.getSessionFromRequest({ headers: { cookie: "slice-session=" + id } });
+       const other = await store.createSession("did:plc:deno-redis");
+       await store.close(); await adapter.close();
+       console.log(JSON.stringify({ raw, viaCookie, other }));`,
+      redisUrl(),
+      prefix,
+      id,
+    );
+    assert.deepStrictEqual(out.raw, expected);
+    assert.deepStrictEqual(out.viaCookie.data, data);
+    assert.equal((await adapter.get(id)).lastAccessedAt, out.viaCookie.lastAccessedAt);
+    assert.deepEqual((await store.listUserSessions("did:plc:deno-redis")).map((s) => s.sessionId).sort(), [id, out.other].sort());
+    assert.equal(await store.deleteUserSessions("did:plc:deno-redis"), 2);
   });
 });
