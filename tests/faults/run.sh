@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# The fault tests of issue 6; `make test-faults` runs this under scripts/with-postgres.sh, which
-# exports SLICES_TEST_PG_URL and SLICES_TEST_PG_RESTART (the tests restart, stop and pause that
-# throwaway cluster, so never point them at a server that matters).
+# The fault tests of issue 6; `make test-faults` runs this under scripts/with-postgres.sh and
+# scripts/with-redis.sh, which export SLICES_TEST_PG_URL and SLICES_TEST_PG_RESTART, and
+# SLICES_TEST_REDIS_URL, _STOP, _START and _PIDFILE (the tests restart, stop and pause those
+# throwaway servers, so never point them at a server that matters).
 #
 #   1. tests/faults/*.test.mjs on the machine's `node`, one file at a time (node:test); among
 #      them oauth-server.test.mjs (the loopback AIP server down, slow, failing),
-#      no-panic-deno.test.mjs (the no-panic scenarios on Deno through jsr/mod.ts) and
+#      no-panic-deno.test.mjs (the no-panic scenarios on Deno through jsr/mod.ts), redis.test.mjs
+#      (the Redis server restarted, stopped and hung under load) and
 #      concurrency.test.mjs (concurrent calls of one store, Node and Deno);
 #   2. tests/faults/load.sh, the load test of the demo (LOAD_SECONDS, default 60), twice:
 #      demo/server.mjs on Node, then demo/deno.ts on Deno (Deno.serve, jsr/mod.ts through FFI).
@@ -21,6 +23,12 @@ if [ -z "${SLICES_TEST_PG_URL:-}" ] || [ -z "${SLICES_TEST_PG_RESTART:-}" ]; the
   echo "run.sh: SLICES_TEST_PG_URL and SLICES_TEST_PG_RESTART must be set; run 'make test-faults'" >&2
   exit 1
 fi
+for var in SLICES_TEST_REDIS_URL SLICES_TEST_REDIS_STOP SLICES_TEST_REDIS_START SLICES_TEST_REDIS_PIDFILE; do
+  if [ -z "${!var:-}" ]; then
+    echo "run.sh: $var must be set (scripts/with-redis.sh sets it); run 'make test-faults'" >&2
+    exit 1
+  fi
+done
 for tool in psql python3; do
   command -v "$tool" >/dev/null 2>&1 || { echo "run.sh: '$tool' is needed" >&2; exit 1; }
 done
