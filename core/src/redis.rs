@@ -281,6 +281,23 @@ const FIELDS: [&str; 7] = [
     "last_accessed_at",
 ];
 
+/// Redis keeps times as 64-bit integers but the scripts compare them as Lua numbers
+/// (doubles), and `PEXPIREAT` refuses far-future times; JavaScript's safe integers are exact
+/// in both, so an `expires_at` outside them is refused before anything is written (a script
+/// that fails half-way does not undo its first writes).
+const MAX_EXACT_MILLIS: Millis = 9_007_199_254_740_991;
+
+fn check_expires_at(expires_at: Millis) -> Result<()> {
+    if (-MAX_EXACT_MILLIS..=MAX_EXACT_MILLIS).contains(&expires_at) {
+        Ok(())
+    } else {
+        Err(SessionError::invalid_argument(
+            "expiresAt",
+            format!("{expires_at} is outside what RedisAdapter stores exactly (±2^53-1 ms)"),
+        ))
+    }
+}
+
 /// How many records one `cleanup` script looks at (bounds how long it blocks the server).
 const CLEANUP_BATCH: usize = 500;
 
@@ -359,6 +376,7 @@ impl RedisAdapter {
         id: &str,
         s: &SessionData,
     ) -> Result<i64> {
+        check_expires_at(s.expires_at)?;
         let flag = |b: bool| if b { "1" } else { "0" };
         self.conn
             // Safe to send twice: `insert` recognises its own first attempt (`retried`).
@@ -482,6 +500,9 @@ impl SessionAdapter for RedisAdapter {
     }
 
     async fn update(&self, id: &str, patch: &SessionPatch) -> Result<bool> {
+        if let Some(e) = patch.expires_at {
+            check_expires_at(e)?;
+        }
         let mut set: Vec<(&str, String)> = Vec::new();
         let mut del: Vec<&str> = Vec::new();
         if let Some(v) = &patch.user_id {
@@ -623,10 +644,14 @@ impl SessionAdapter for RedisAdapter {
     }
 
     async fn load(&self, id: &str, touch: &Touch) -> Result<Option<SessionData>> {
-        let new_expires_at = touch
-            .rolling_ttl
-            .map(|ttl| touch.now.saturating_add(ttl).to_string())
-            .unwrap_or_default();
+        let new_expires_at = match touch.rolling_ttl {
+            Some(ttl) => {
+                let e = touch.now.saturating_add(ttl);
+                check_expires_at(e)?;
+                e.to_string()
+            }
+            None => String::new(),
+        };
         let due_before = touch.now.saturating_sub(touch.touch_after);
         let reply: Value = self
             .conn

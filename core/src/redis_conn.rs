@@ -178,6 +178,14 @@ impl RedisConn {
         F: FnMut(ConnectionManager, bool) -> Fut,
         Fut: Future<Output = std::result::Result<T, RedisError>>,
     {
+        // The time limit needs Tokio's timer: checked before it is armed, not only in
+        // `connection()`.
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(SessionError::Internal(format!(
+                "{} was called outside a Tokio runtime",
+                self.owner
+            )));
+        }
         let attempts = async {
             let mut retried = false;
             loop {
