@@ -348,11 +348,9 @@ pub fn reissue(error: &SessionError) -> SessionError {
         },
         SessionError::Sqlite { action, .. }
         | SessionError::Postgres { action, .. }
-        | SessionError::Redis { action, .. } => {
-            SessionError::Adapter {
-                method: action,
-                message: error.to_string(),
-            }
-        }
+        | SessionError::Redis { action, .. } => SessionError::Adapter {
+            method: action,
+            message: error.to_string(),
+        },
     }
 }

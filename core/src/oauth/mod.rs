@@ -25,12 +25,12 @@ pub(crate) mod refresh;
 pub mod sqlite;
 pub mod storage;
 
+pub use self::redis::RedisOAuthStorage;
 pub use client::{AuthorizationRequest, OAuthClient, OAuthClientOptions};
 pub use config::{OAuthConfig, OAuthTokens, PkceState};
 pub use manager::{NoopEvents, OAuthEvents, OAuthSessionManager, OAuthSessionOptions};
 pub use memory::MemoryOAuthStorage;
 pub use postgres::PostgresOAuthStorage;
-pub use self::redis::RedisOAuthStorage;
 pub use refresh::RefreshAttempt;
 pub use sqlite::SqliteOAuthStorage;
 pub use storage::OAuthStorage;
