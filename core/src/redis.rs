@@ -128,7 +128,9 @@ local id = ARGV[2]
 local k = skey(id)
 local r = read(k)
 local e, l = tonumber(r[6]), tonumber(r[7])
-if not e or not l then return r end
+-- Missing, or fields the writes below would fail on: returned as read (the caller reports
+-- a corrupt record), since a script that fails half-way keeps its first writes.
+if not e or not l or not r[1] or not tonumber(r[5]) then return r end
 local now = ARGV[3]
 if e <= tonumber(now) then
   redis.call('DEL', k)
@@ -193,7 +195,8 @@ local old, new = ARGV[2], ARGV[3]
 local ko, kn = skey(old), skey(new)
 local r = read(ko)
 local e = tonumber(r[6])
-if not e then return r end
+-- As in `load`: nothing is moved when the indexing after the move would fail.
+if not e or not r[1] or not tonumber(r[5]) then return r end
 if e <= tonumber(ARGV[4]) then return false end
 if old == new then return r end
 if redis.call('EXISTS', kn) == 1 then return 0 end

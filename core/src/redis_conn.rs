@@ -187,10 +187,13 @@ impl RedisConn {
             )));
         }
         let attempts = async {
+            // A retry goes to the same connection: its manager started reconnecting when it
+            // saw the loss, while the next one round robin may be just as dead (a restart or a
+            // network cut ends them all).
+            let conn = self.connection().await?;
             let mut retried = false;
             loop {
-                let conn = self.connection().await?;
-                match op(conn, retried).await {
+                match op(conn.clone(), retried).await {
                     Ok(value) => return Ok(value),
                     Err(source) => {
                         let lost = source.is_connection_dropped()
