@@ -199,3 +199,89 @@ export function assertGarbageShapes(results) {
     assert.match(results[`cleanup -> ${shape}`], /^(ok: \d+|AdapterError: adapter `cleanup` failed: .+)$/);
   }
 }
+
+/**
+ * The outage tests' load (postgres-restart, redis): `workers` concurrent clients of one store
+ * create, read and update sessions until `stop()`; every call is logged with its start/end (ms, performance.now),
+ * outcome and error. Each worker owns its sessions, so its updates to one session are ordered.
+ */
+export function startLoad(store, tag, { workers: count = 16, backoffMs = 0 } = {}) {
+  const log = [];
+  const sessions = new Map(); // id -> { userId, acked: n | undefined, unsure: Set<n> }
+  let running = true;
+  let seq = 0;
+  async function timed(op, fn) {
+    const start = performance.now();
+    try {
+      const value = await fn();
+      log.push({ op, start, end: performance.now(), ok: true });
+      return { ok: true, value };
+    } catch (error) {
+      log.push({ op, start, end: performance.now(), ok: false, error });
+      return { ok: false, error };
+    }
+  }
+  async function worker(w) {
+    const mine = [];
+    let i = 0;
+    while (running) {
+      i += 1;
+      const pick = i % 5;
+      if (mine.length === 0 || pick === 0 || pick === 3) {
+        const userId = `${tag}-w${w}-u${i}`;
+        const n = ++seq;
+        const r = await timed("create", () => store.createSession(userId, undefined, { n }));
+        if (r.ok) {
+          sessions.set(r.value, { userId, acked: n, unsure: new Set() });
+          mine.push(r.value);
+        }
+      } else if (pick === 1 || pick === 4) {
+        const id = mine[i % mine.length];
+        const r = await timed("get", () => store.getSession(id));
+        if (r.ok) {
+          // An acknowledged session is never missing, and never someone else's.
+          assert.ok(r.value, `acknowledged session ${id} read back as null`);
+          assert.equal(r.value.userId, sessions.get(id).userId);
+        }
+      } else {
+        const id = mine[i % mine.length];
+        const n = ++seq;
+        const r = await timed("update", () => store.updateSession(id, { data: { n } }));
+        const s = sessions.get(id);
+        if (r.ok) {
+          assert.equal(r.value, true, `update of acknowledged session ${id} found no row`);
+          s.acked = n;
+          s.unsure.clear();
+        } else {
+          s.unsure.add(n); // may or may not have been applied: the reply was lost
+        }
+      }
+      // A call that fails at once (server down) would otherwise spin the loop.
+      if (backoffMs > 0 && log.at(-1)?.ok === false) await sleep(backoffMs);
+    }
+  }
+  const workers = Array.from({ length: count }, (_, w) => worker(w));
+  return {
+    log,
+    sessions,
+    async stop() {
+      running = false;
+      await Promise.all(workers);
+    },
+  };
+}
+
+/** Every kind of call works on the same store and adapter. */
+export async function everythingWorks(store, adapter) {
+  const id = await store.createSession("after-user", "after.example", { ok: true });
+  assert.deepEqual((await store.getSession(id)).data, { ok: true });
+  assert.equal(await store.updateSession(id, { handle: "h2" }), true);
+  assert.equal((await store.getSessionFromRequest({ headers: { cookie: `slice-session=${id}` } })).handle, "h2");
+  assert.deepEqual((await store.listUserSessions("after-user")).map((s) => s.sessionId), [id]);
+  const moved = await store.regenerateSession(id);
+  assert.equal(await store.getSession(id), null);
+  assert.equal((await store.getSession(moved)).userId, "after-user");
+  assert.equal(typeof (await store.cleanup()), "number");
+  assert.equal(await store.deleteUserSessions("after-user"), 1);
+  assert.equal(await adapter.exists(moved), false);
+}

@@ -11,11 +11,10 @@ import { describe, test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { PKG, sh, sleep, percentile, figure } from "./helpers.mjs";
+import { PKG, sh, sleep, percentile, figure, startLoad, everythingWorks } from "./helpers.mjs";
 
 const { SessionStore, RedisAdapter, RedisOAuthStorage, AdapterError } = await import(PKG);
 
-const WORKERS = 16;
 /** A failed call must settle within this (the adapters below limit a call to 2 s). */
 const QUERY_TIMEOUT_MS = 2000;
 const FAILURE_BOUND_MS = QUERY_TIMEOUT_MS + 1000;
@@ -44,71 +43,6 @@ async function startServer() {
   assert.equal(r.code, 0, `start failed: ${r.stderr}`);
 }
 
-/** As in postgres-restart.test.mjs: a logged load with each worker owning its sessions. */
-function startLoad(store, tag) {
-  const log = [];
-  const sessions = new Map(); // id -> { userId, acked: n, unsure: Set<n> }
-  let running = true;
-  let seq = 0;
-  async function timed(op, fn) {
-    const start = performance.now();
-    try {
-      const value = await fn();
-      log.push({ op, start, end: performance.now(), ok: true });
-      return { ok: true, value };
-    } catch (error) {
-      log.push({ op, start, end: performance.now(), ok: false, error });
-      return { ok: false, error };
-    }
-  }
-  async function worker(w) {
-    const mine = [];
-    let i = 0;
-    while (running) {
-      i += 1;
-      const pick = i % 5;
-      if (mine.length === 0 || pick === 0 || pick === 3) {
-        const userId = `${tag}-w${w}-u${i}`;
-        const n = ++seq;
-        const r = await timed("create", () => store.createSession(userId, undefined, { n }));
-        if (r.ok) {
-          sessions.set(r.value, { userId, acked: n, unsure: new Set() });
-          mine.push(r.value);
-        }
-      } else if (pick === 1 || pick === 4) {
-        const id = mine[i % mine.length];
-        const r = await timed("get", () => store.getSession(id));
-        if (r.ok) {
-          assert.ok(r.value, `acknowledged session ${id} read back as null`);
-          assert.equal(r.value.userId, sessions.get(id).userId);
-        }
-      } else {
-        const id = mine[i % mine.length];
-        const n = ++seq;
-        const r = await timed("update", () => store.updateSession(id, { data: { n } }));
-        const s = sessions.get(id);
-        if (r.ok) {
-          assert.equal(r.value, true, `update of acknowledged session ${id} found no record`);
-          s.acked = n;
-          s.unsure.clear();
-        } else {
-          s.unsure.add(n);
-        }
-      }
-      // A failing call returns at once while the server is down: keep the loop from spinning.
-      if (log.at(-1)?.ok === false) await sleep(5);
-    }
-  }
-  const workers = Array.from({ length: WORKERS }, (_, w) => worker(w));
-  return {
-    log,
-    sessions,
-    async stop() {
-      running = false;
-      await Promise.all(workers);
-    },
-  };
-}
 
 /** Checks the server's records against what the load was told. */
 function verifyServer(prefix, load, issued, tag) {
@@ -141,19 +75,6 @@ function verifyServer(prefix, load, issued, tag) {
   return { records: byId.size, acknowledged: load.sessions.size, ghosts: ghosts.length, lostUpdates };
 }
 
-async function everythingWorks(store, adapter) {
-  const id = await store.createSession("after-user", "after.example", { ok: true });
-  assert.deepEqual((await store.getSession(id)).data, { ok: true });
-  assert.equal(await store.updateSession(id, { handle: "h2" }), true);
-  assert.equal((await store.getSessionFromRequest({ headers: { cookie: `slice-session=${id}` } })).handle, "h2");
-  assert.deepEqual((await store.listUserSessions("after-user")).map((s) => s.sessionId), [id]);
-  const moved = await store.regenerateSession(id);
-  assert.equal(await store.getSession(id), null);
-  assert.equal((await store.getSession(moved)).userId, "after-user");
-  assert.equal(typeof (await store.cleanup()), "number");
-  assert.equal(await store.deleteUserSessions("after-user"), 1);
-  assert.equal(await adapter.exists(moved), false);
-}
 
 function summarise(label, load, outage) {
   const failures = load.log.filter((c) => !c.ok);
@@ -204,7 +125,7 @@ describe("Redis outage under load", () => {
   });
 
   test("server restarted (shutdown, start) under load: bounded AdapterErrors, then everything works, nothing lost", async () => {
-    const load = startLoad(store, "restart");
+    const load = startLoad(store, "restart", { backoffMs: 5 });
     await sleep(1000);
     const outage = { start: performance.now() };
     await stopServer();
@@ -218,7 +139,7 @@ describe("Redis outage under load", () => {
   });
 
   test("server stopped for 3 s under load: fast AdapterErrors while down, then everything works, nothing lost", async () => {
-    const load = startLoad(store, "stopped");
+    const load = startLoad(store, "stopped", { backoffMs: 5 });
     await sleep(1000);
     const outage = { start: performance.now() };
     await stopServer();
@@ -245,7 +166,7 @@ describe("Redis outage under load", () => {
     const pid = redisPid();
     const resume = () => spawnSync("kill", ["-CONT", pid]);
     process.once("exit", resume);
-    const load = startLoad(store, "hung");
+    const load = startLoad(store, "hung", { backoffMs: 5 });
     await sleep(1000);
     const outage = { start: performance.now() };
     try {
