@@ -6,6 +6,7 @@
 //
 // --only keeps the runs whose "<contender>/<backend>" matches REGEX (the others are not run
 // and not shown). Environment: SLICES_TEST_PG_URL (PostgreSQL, required for its rows),
+// SLICES_TEST_REDIS_URL (Redis, required for its rows),
 // BENCH_NODE24, BENCH_NODE20, BENCH_DENO (runtime binaries; defaults: the repo's tools).
 
 import { spawn, spawnSync } from "node:child_process";
@@ -48,6 +49,7 @@ const NODE20 = process.env.BENCH_NODE20 ?? "node";
 const DENO = process.env.BENCH_DENO ?? join(ROOT, ".tools/deno/node_modules/deno/deno");
 const FLOOR = join(BENCH, "floor/target/release/slices-bench-floor");
 const PG_URL = process.env.SLICES_TEST_PG_URL;
+const REDIS_URL = process.env.SLICES_TEST_REDIS_URL;
 // BENCH_NPM_MODULE: measure a build of the npm package that lives elsewhere (same layout as npm/).
 const NPM_MODULE = process.env.BENCH_NPM_MODULE ?? join(ROOT, "npm/index.js");
 const JSR_MODULE = join(ROOT, "jsr/mod.ts");
@@ -174,8 +176,11 @@ function addonBuild(dir) {
 
 // ---- contenders ----------------------------------------------------------------------------
 
-const ALL = ["memory", "sqlite", "postgres"];
+const ALL = ["memory", "sqlite", "postgres", "redis"];
 const DB = ["sqlite", "postgres"];
+// The original package has no Redis adapter, so its approach and the plain-JS variants built
+// on its SQL have no Redis rows.
+const SQL_ERA = ["memory", "sqlite", "postgres"];
 
 const CONTENDERS = [
   { id: "ours-node24", label: "ours · Node 24 (N-API)", kind: "ours", runtime: "node24", module: NPM_MODULE, backends: ALL },
@@ -186,10 +191,10 @@ const CONTENDERS = [
   { id: "tuned-deno", label: "tuned plain JS · Deno", kind: "tuned", runtime: "deno", backends: DB },
   { id: "tunedsql-node24", label: "tuned plain JS, our one-statement SQL · Node 24", kind: "tuned", variant: "our-sql", runtime: "node24", backends: ["sqlite"] },
   { id: "tunedsql-deno", label: "tuned plain JS, our one-statement SQL · Deno", kind: "tuned", variant: "our-sql", runtime: "deno", backends: ["sqlite"] },
-  { id: "original-node24", label: "original's approach · Node 24", kind: "original", runtime: "node24", backends: ALL },
-  { id: "original-deno", label: "original's approach · Deno", kind: "original", runtime: "deno", backends: ALL },
+  { id: "original-node24", label: "original's approach · Node 24", kind: "original", runtime: "node24", backends: SQL_ERA },
+  { id: "original-deno", label: "original's approach · Deno", kind: "original", runtime: "deno", backends: SQL_ERA },
   { id: "peer-node24", label: "Node peer · Node 24", kind: "peer", runtime: "node24", backends: ALL },
-  { id: "floor", label: "floor · raw Rust, no JS", kind: "floor", runtime: "rust", backends: DB },
+  { id: "floor", label: "floor · raw Rust, no JS", kind: "floor", runtime: "rust", backends: [...DB, "redis"] },
 ];
 
 /** Why a contender cannot run now (undefined when it can). */
@@ -252,6 +257,17 @@ async function pgAdmin(sql) {
   }
 }
 
+/** Deletes a run's Redis keys (one server-side script, so millions of keys cost one call). */
+function dropRedisPrefix(prefix) {
+  const script = "local n = 0 for _, k in ipairs(redis.call('KEYS', ARGV[1])) do redis.call('UNLINK', k) n = n + 1 end return n";
+  spawnSync("redis-cli", ["-u", REDIS_URL, "EVAL", script, "0", `${prefix}*`], { encoding: "utf8", timeout: 120_000 });
+}
+
+function redisVersion() {
+  const info = sh("redis-cli", ["-u", REDIS_URL, "INFO", "server"]);
+  return /redis_version:(\S+)/.exec(info ?? "")?.[1];
+}
+
 function withDatabase(url, name) {
   const u = new URL(url);
   u.pathname = `/${name}`;
@@ -290,6 +306,8 @@ async function runOne(c, backend, index, overrides = {}) {
   const run = { contender: c.id, label: c.label, kind: c.kind, runtime: c.runtime, backend, load: os.loadavg()[0].toFixed(2) };
   const tmp = mkdtempSync(join(os.tmpdir(), "slices-bench-"));
   const dbName = `slices_bench_${process.pid}_${index}`;
+  // Redis: a key prefix of its own per run; its keys are deleted afterwards.
+  const redisPrefix = `slices-bench:${process.pid}:${index}:`;
   let pgUrl;
   try {
     if (backend === "postgres") {
@@ -297,13 +315,20 @@ async function runOne(c, backend, index, overrides = {}) {
       await pgAdmin(`CREATE DATABASE ${dbName}`);
       pgUrl = withDatabase(PG_URL, dbName);
     }
+    // Redis expires keys itself, so there is no cleanup phase (connect-redis has none either).
+    if (backend === "redis") {
+      if (!REDIS_URL) return { ...run, status: "failed", reason: "SLICES_TEST_REDIS_URL is not set (run through scripts/with-redis.sh)" };
+      cfgOf.cleanupRows = 0;
+    }
     const sqlitePath = join(tmp, "sessions.db");
     let res;
     const t0 = performance.now();
     if (c.kind === "floor") {
-      const args = ["--backend", backend, ...(backend === "sqlite" ? ["--path", sqlitePath] : ["--url", pgUrl])];
+      const target = { sqlite: ["--path", sqlitePath], postgres: ["--url", pgUrl], redis: ["--url", REDIS_URL, "--prefix", redisPrefix] }[backend];
+      const args = ["--backend", backend, ...target];
       args.push("--warmup-ms", String(cfgOf.warmupMs), "--run-ms", String(cfgOf.runMs), "--cleanup-rows", String(cfgOf.cleanupRows));
-      args.push("--concurrency", cfgOf.concurrency.join(","), "--pool", "10", "--sessions-cap", String(cfgOf.sessionsCap));
+      // --pool: PostgreSQL connections (ours: 10), or Redis multiplexed connections (ours: 2).
+      args.push("--concurrency", cfgOf.concurrency.join(","), "--pool", backend === "redis" ? "2" : "10", "--sessions-cap", String(cfgOf.sessionsCap));
       res = await runChild(FLOOR, args, { env: process.env, cwd: BENCH, timeoutMs: WORKER_TIMEOUT_MS });
       const line = res.stdout.trim().split("\n").pop();
       if (res.code !== 0) return { ...run, status: "failed", reason: firstLine(res.stderr.split("\n").filter(Boolean).pop()) };
@@ -318,6 +343,8 @@ async function runOne(c, backend, index, overrides = {}) {
       module: c.module,
       sqlitePath,
       pgUrl,
+      redisUrl: REDIS_URL,
+      redisPrefix,
       seedNode: NODE24,
       aipServer: AIP_SERVER,
       ...cfgOf,
@@ -337,6 +364,7 @@ async function runOne(c, backend, index, overrides = {}) {
   } finally {
     rmSync(tmp, { recursive: true, force: true });
     if (pgUrl) await pgAdmin(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`).catch(() => {});
+    if (backend === "redis" && REDIS_URL) dropRedisPrefix(redisPrefix);
   }
 }
 
@@ -356,6 +384,7 @@ if (PG_URL) {
 } else {
   m.postgres = "not configured (SLICES_TEST_PG_URL unset)";
 }
+m.redis = REDIS_URL ? (redisVersion() ?? "unreachable") : "not configured (SLICES_TEST_REDIS_URL unset)";
 const git = sh("git", ["-C", ROOT, "describe", "--always", "--dirty"]) ?? "unknown";
 
 const addon = addonBuild(dirname(NPM_MODULE));
@@ -371,7 +400,7 @@ log(`${QUICK ? "quick" : "full"} run on ${m.cpu} (${m.cores} cores), load ${m.lo
 let index = 0;
 const selected = (id, backend) => !ONLY || ONLY.test(`${id}/${backend}`);
 const plan = [];
-for (const backend of ["memory", "sqlite", "postgres"]) {
+for (const backend of ALL) {
   for (const c of CONTENDERS) {
     if (!c.backends.includes(backend) || !selected(c.id, backend)) continue;
     if (c.unavailable === undefined) c.unavailable = unavailability(c) ?? null;

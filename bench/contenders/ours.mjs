@@ -11,6 +11,11 @@ export async function open(cfg) {
   else if (cfg.backend === "postgres") {
     adapter = new pkg.PostgresAdapter(cfg.pgUrl);
     await adapter.initialize();
+  } else if (cfg.backend === "redis") {
+    // A key prefix of its own per run (bench/run.mjs deletes its keys afterwards); the default
+    // maxConnections (2 multiplexed connections) and queryTimeout.
+    adapter = new pkg.RedisAdapter(cfg.redisUrl, { prefix: cfg.redisPrefix });
+    await adapter.initialize();
   } else throw new Error(`unknown backend ${cfg.backend}`);
   const store = new pkg.SessionStore({ adapter, cleanupInterval: 0 });
 
@@ -33,6 +38,9 @@ export async function open(cfg) {
         }
       } else if (cfg.backend === "sqlite") {
         seedSqliteExpired(cfg.seedNode, cfg.sqlitePath, "slices", n);
+      } else if (cfg.backend === "redis") {
+        // Redis expires keys itself: bench/run.mjs runs no cleanup phase on it.
+        throw new Error("no cleanup phase on Redis");
       } else {
         await seedPostgresExpired(cfg.pgUrl, "slices", n);
       }

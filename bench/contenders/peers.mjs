@@ -3,7 +3,9 @@
 // - memory: memorystore;
 // - SQLite: better-sqlite3-session-store over better-sqlite3@12, set up as its README shows
 //   (default pragmas);
-// - PostgreSQL: connect-pg-simple over a `pg` Pool of 10 connections.
+// - PostgreSQL: connect-pg-simple over a `pg` Pool of 10 connections;
+// - Redis: connect-redis over the `redis` client (one connection, which pipelines concurrent
+//   commands), as its README sets it up; a key prefix of its own per run.
 // Their request path is what express-session does for a request that carries a session
 // cookie: read the cookie, store.get(sid), then store.touch(sid, sess) (rolling expiry); the
 // cookie is parsed with the same code as the plain-JS contenders (no signature check).
@@ -33,6 +35,7 @@ export async function open(cfg) {
   let name;
   let db;
   let pool;
+  let redis;
   if (cfg.backend === "memory") {
     const MemoryStore = benchRequire("memorystore")(session);
     store = new MemoryStore({}); // no checkPeriod: no prune timer
@@ -49,6 +52,14 @@ export async function open(cfg) {
     pool = new pg.Pool({ connectionString: cfg.pgUrl, max: 10 });
     store = new PgStore({ pool, createTableIfMissing: true, pruneSessionInterval: false });
     name = "connect-pg-simple";
+  } else if (cfg.backend === "redis") {
+    const { createClient } = benchRequire("redis");
+    const { RedisStore } = benchRequire("connect-redis");
+    redis = createClient({ url: cfg.redisUrl });
+    redis.on("error", () => {}); // reported by the failing call instead
+    await redis.connect();
+    store = new RedisStore({ client: redis, prefix: cfg.redisPrefix });
+    name = "connect-redis";
   } else throw new Error(`unknown backend ${cfg.backend}`);
 
   const get = promisify(store, "get");
@@ -81,6 +92,9 @@ export async function open(cfg) {
         await sleep(20); // their 1 ms TTL passes
       } else if (cfg.backend === "sqlite") {
         seedSqliteExpired(cfg.seedNode, cfg.sqlitePath, "bss", n);
+      } else if (cfg.backend === "redis") {
+        // Redis expires keys itself (connect-redis has no prune): no cleanup phase on Redis.
+        throw new Error("no cleanup phase on Redis");
       } else {
         await seedPostgresExpired(cfg.pgUrl, "cpgs", n);
       }
@@ -93,6 +107,7 @@ export async function open(cfg) {
     },
     async close() {
       if (cfg.backend === "postgres") await store.close();
+      if (redis) await redis.close();
       db?.close();
     },
   };

@@ -6,6 +6,7 @@ export const BACKENDS = [
   { id: "memory", title: "Memory" },
   { id: "sqlite", title: "SQLite (a file in a temp dir)" },
   { id: "postgres", title: "PostgreSQL (loopback TCP)" },
+  { id: "redis", title: "Redis (loopback TCP)" },
 ];
 
 export const OPS = [
@@ -149,7 +150,7 @@ export function renderMachine(record) {
     `- load average (1 min) at start ${m.loadStart} and at end ${m.loadEnd}: ${m.noisy ? "**other work was running: the numbers are noisy**" : "quiet"}`,
     `- runtimes: ${Object.entries(m.runtimes).map(([k, v]) => `${k} ${v}`).join(", ")}`,
     `- our addon: ${m.addon ?? "not recorded"}`,
-    `- PostgreSQL: ${m.postgres}; SQLite: ours ${m.sqlite.ours ?? "?"}, node:sqlite ${m.sqlite.node ?? "?"}, better-sqlite3 ${m.sqlite.betterSqlite3 ?? "?"}`,
+    `- PostgreSQL: ${m.postgres}; Redis: ${m.redis ?? "?"}; SQLite: ours ${m.sqlite.ours ?? "?"}, node:sqlite ${m.sqlite.node ?? "?"}, better-sqlite3 ${m.sqlite.betterSqlite3 ?? "?"}`,
     `- mode: ${record.config.quick ? "quick" : "full"} (${(record.config.rounds ?? 1) > 1 ? `${record.config.rounds} rounds over all contenders, the median round per operation; ` : ""}warm-up ${record.config.warmupMs} ms, then ${record.config.runMs} ms per measurement; cleanup of ${record.config.cleanupRows.toLocaleString("en-US")} rows); request object: ${record.config.request === "fetch" ? "Fetch `Request`" : "`{ headers: { cookie } }` (Node IncomingMessage shape)"}`,
     `- run at ${record.startedAt}, git ${record.git}`,
   ];
@@ -199,6 +200,8 @@ export function evaluateTargets(record) {
   atLeast("PostgreSQL request path (hit, 64 callers): ours ≥ 20x the original's approach (client per call)", "ours-node24", "original-node24", "postgres", "hit", 64, 20);
   atLeast("PostgreSQL request path (hit, 64 callers): ours ≥ 1.5x connect-pg-simple", "ours-node24", "peer-node24", "postgres", "hit", 64, 1.5);
   withinFloor("PostgreSQL request path (hit, 64 callers): ours within 1.5x of the raw tokio-postgres floor", "ours-node24", "postgres", "hit", 64, 1.5);
+  atLeast("Redis request path (hit, 64 callers): ours ≥ 1.5x connect-redis", "ours-node24", "peer-node24", "redis", "hit", 64, 1.5);
+  withinFloor("Redis request path (hit, 64 callers): ours within 1.5x of the raw redis-crate floor (same Lua script)", "ours-node24", "redis", "hit", 64, 1.5);
   for (const c of record.config.concurrency) {
     atLeast(`Memory request path (hit, ${c === 1 ? "1 caller" : `${c} callers`}): ours not slower than memorystore`, "ours-node24", "peer-node24", "memory", "hit", c, 1);
   }

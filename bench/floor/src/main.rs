@@ -1,10 +1,13 @@
 //! The floor: the statements `core/src/sqlite.rs` and `core/src/postgres.rs` run for each
-//! benchmark operation, issued by raw `rusqlite` / `tokio-postgres`, with no JS, no cookie
-//! parsing, no JSON validation and no marshalling. It prints one JSON object on stdout in the
+//! benchmark operation, issued by raw `rusqlite` / `tokio-postgres`, and the Lua scripts of
+//! `core/src/redis.rs`, run by the raw `redis` crate, with no JS, no cookie parsing, no JSON
+//! validation and no marshalling. It prints one JSON object on stdout in the
 //! shape bench/lib/workload.mjs prints, so the harness treats it as one more contender.
 //!
 //! Usage: slices-bench-floor --backend sqlite --path FILE | --backend postgres --url URL
+//!        | --backend redis --url URL [--prefix P]
 //!        [--warmup-ms N] [--run-ms N] [--concurrency 1,64] [--cleanup-rows N] [--pool 10]
+//! (`--pool`: PostgreSQL connections, or Redis multiplexed connections.)
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -72,6 +75,12 @@ fn pg_load() -> String {
 const PG_UPDATE_DATA: &str = "UPDATE sessions SET data = $1::text::jsonb WHERE session_id = $2";
 const PG_CLEANUP: &str = "DELETE FROM sessions WHERE expires_at < $1";
 
+/// The Lua scripts of core/src/redis.rs (INSERT, LOAD, UPDATE), text for text: bench/floor/build.rs
+/// takes them out of its source, since core keeps them private.
+mod redis_scripts {
+    include!(concat!(env!("OUT_DIR"), "/redis_scripts.rs"));
+}
+
 const TTL_MS: i64 = 30 * 24 * 60 * 60 * 1000;
 
 fn now_ms() -> i64 {
@@ -110,6 +119,8 @@ struct Options {
     cleanup_rows: u64,
     pool: usize,
     sessions_cap: usize,
+    /// Redis: the key prefix (the store's `prefix`), one per run.
+    prefix: String,
     /// Experiments only (not used by bench/run.sh): "ours" (default) runs core's TOUCH;
     /// "with-expires" adds `expires_at = COALESCE(?2, expires_at)` to the SET list (our
     /// statement before the fix), to measure what rewriting the `idx_sessions_expires_at`
@@ -128,6 +139,7 @@ fn parse_args() -> Options {
         cleanup_rows: 10_000,
         pool: 10,
         sessions_cap: 10_000,
+        prefix: "slices:session:".into(),
         sqlite_touch: "ours".into(),
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -144,6 +156,7 @@ fn parse_args() -> Options {
             "--pool" => o.pool = value.parse().expect("--pool"),
             "--sessions-cap" => o.sessions_cap = value.parse().expect("--sessions-cap"),
             "--sqlite-touch" => o.sqlite_touch = value,
+            "--prefix" => o.prefix = value,
             "--concurrency" => {
                 o.concurrency = value
                     .split(',')
@@ -649,6 +662,187 @@ async fn run_postgres(o: &Options) -> Vec<Phase> {
     out
 }
 
+// ---- Redis ---------------------------------------------------------------------------------
+
+/// A record from LOAD's reply (the 7 fields of core's FIELDS order), as core's `read_session`
+/// decodes it into owned strings; `None` for nil.
+fn redis_row(id: &str, reply: redis::Value) -> Option<Row> {
+    let fields = match reply {
+        redis::Value::Nil => return None,
+        redis::Value::Array(fields) => fields,
+        other => panic!("unexpected reply from LOAD: {other:?}"),
+    };
+    assert_eq!(fields.len(), 7, "LOAD returns the 7 fields");
+    let text: Vec<Option<String>> = fields
+        .iter()
+        .map(|v| match v {
+            redis::Value::Nil => None,
+            redis::Value::BulkString(b) => Some(String::from_utf8(b.clone()).expect("UTF-8")),
+            redis::Value::SimpleString(s) => Some(s.clone()),
+            redis::Value::Int(n) => Some(n.to_string()),
+            other => panic!("unexpected reply element {other:?}"),
+        })
+        .collect();
+    if text.iter().all(Option::is_none) {
+        return None;
+    }
+    let millis = |i: usize| -> i64 { text[i].as_deref().expect("a time field").parse().expect("an integer") };
+    Some(Row {
+        session_id: id.to_owned(),
+        user_id: text[0].clone().expect("user_id"),
+        handle: text[1].clone(),
+        is_authenticated: text[2].as_deref() == Some("1"),
+        data: text[3].clone(),
+        created_at: millis(4),
+        expires_at: millis(5),
+        last_accessed_at: millis(6),
+    })
+}
+
+/// `--pool` multiplexed connections (RedisAdapter's `maxConnections`, default 2), used round
+/// robin as core/src/redis_conn.rs does; each carries any number of concurrent calls.
+struct RedisConns {
+    conns: Vec<redis::aio::ConnectionManager>,
+    next: std::sync::atomic::AtomicUsize,
+}
+
+impl RedisConns {
+    fn get(&self) -> redis::aio::ConnectionManager {
+        let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % self.conns.len();
+        self.conns[i].clone()
+    }
+}
+
+async fn run_redis(o: &Options) -> Vec<Phase> {
+    let client = redis::Client::open(o.url.as_str()).expect("a Redis URL");
+    let mut conns = Vec::new();
+    for _ in 0..o.pool.max(1) {
+        conns.push(
+            redis::aio::ConnectionManager::new(client.clone())
+                .await
+                .expect("connect"),
+        );
+    }
+    let conns = Arc::new(RedisConns {
+        conns,
+        next: std::sync::atomic::AtomicUsize::new(0),
+    });
+    // EVALSHA, with a SCRIPT LOAD on NOSCRIPT (the first call), as core's `Script`s do.
+    let insert = Arc::new(redis::Script::new(redis_scripts::INSERT));
+    let load_script = Arc::new(redis::Script::new(redis_scripts::LOAD));
+    let update = Arc::new(redis::Script::new(redis_scripts::UPDATE));
+    let prefix: Arc<str> = Arc::from(o.prefix.as_str());
+    let ids: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
+    let warm = Duration::from_millis(o.warmup_ms);
+    let run = Duration::from_millis(o.run_ms);
+    let mut out = Vec::new();
+
+    for &c in &o.concurrency {
+        let p = phase("create", c, warm, run, false, |i| {
+            let (conns, ids, insert, prefix) = (conns.clone(), ids.clone(), insert.clone(), prefix.clone());
+            async move {
+                let id = uuid::Uuid::new_v4().to_string();
+                let now = now_ms();
+                // core's `insert`: ARGV prefix, id, user, has_handle, handle, is_authenticated,
+                // has_data, data, created, expires, last, retried.
+                let r: i64 = insert
+                    .prepare_invoke()
+                    .arg(&*prefix)
+                    .arg(&id)
+                    .arg(format!("did:plc:user{i}"))
+                    .arg("1")
+                    .arg(format!("user{i}.bsky.social"))
+                    .arg("1")
+                    .arg("1")
+                    .arg(data_json(i))
+                    .arg(now)
+                    .arg(now + TTL_MS)
+                    .arg(now)
+                    .arg("0")
+                    .invoke_async(&mut conns.get())
+                    .await
+                    .expect("insert");
+                assert_eq!(r, 1, "insert: a fresh id");
+                ids.lock().await.push(id);
+            }
+        })
+        .await;
+        out.push(p);
+    }
+    let live: Arc<Vec<String>> = {
+        let ids = ids.lock().await;
+        Arc::new(ids[..ids.len().min(o.sessions_cap)].to_vec())
+    };
+    // core's `load` for a store without `rolling` and touchAfter 0 (as benchmarked): ARGV
+    // prefix, id, now, due_before = now - touchAfter, new expires_at '' (kept).
+    let load = |id: String| {
+        let (conns, script, prefix) = (conns.clone(), load_script.clone(), prefix.clone());
+        async move {
+            let now = now_ms();
+            let reply: redis::Value = script
+                .prepare_invoke()
+                .arg(&*prefix)
+                .arg(&id)
+                .arg(now)
+                .arg(now)
+                .arg("")
+                .invoke_async(&mut conns.get())
+                .await
+                .expect("load");
+            redis_row(&id, reply)
+        }
+    };
+    for &c in &o.concurrency {
+        let p = phase("hit", c, warm, run, false, |i| {
+            let f = load(live[(i as usize) % live.len()].clone());
+            async move {
+                assert!(f.await.is_some(), "hit: the session must exist");
+            }
+        })
+        .await;
+        out.push(p);
+    }
+    let misses: Arc<Vec<String>> = Arc::new(
+        (0..1000)
+            .map(|_| uuid::Uuid::new_v4().to_string())
+            .collect(),
+    );
+    for &c in &o.concurrency {
+        let p = phase("miss", c, warm, run, false, |i| {
+            let f = load(misses[(i as usize) % misses.len()].clone());
+            async move {
+                assert!(f.await.is_none());
+            }
+        })
+        .await;
+        out.push(p);
+    }
+    for &c in &o.concurrency {
+        let p = phase("update", c, warm, run, false, |i| {
+            let (conns, update, prefix) = (conns.clone(), update.clone(), prefix.clone());
+            let id = live[(i as usize) % live.len()].clone();
+            async move {
+                // core's `update` for a patch of `data` only: ARGV prefix, id, n = 1, then the pair.
+                let n: i64 = update
+                    .prepare_invoke()
+                    .arg(&*prefix)
+                    .arg(&id)
+                    .arg(1)
+                    .arg("data")
+                    .arg(data_json(i))
+                    .invoke_async(&mut conns.get())
+                    .await
+                    .expect("update");
+                assert_eq!(n, 1);
+            }
+        })
+        .await;
+        out.push(p);
+    }
+    // No cleanup phase: Redis expires the keys itself (bench/run.mjs passes --cleanup-rows 0).
+    out
+}
+
 fn main() {
     let o = parse_args();
     let phases = match o.backend.as_str() {
@@ -664,8 +858,14 @@ fn main() {
             .build()
             .unwrap()
             .block_on(run_postgres(&o)),
+        // Redis: the same multi-thread runtime (the `redis` crate's connection tasks on it).
+        "redis" => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(run_redis(&o)),
         other => {
-            eprintln!("--backend must be sqlite or postgres, got {other:?}");
+            eprintln!("--backend must be sqlite, postgres or redis, got {other:?}");
             std::process::exit(2);
         }
     };
