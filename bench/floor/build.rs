@@ -47,7 +47,12 @@ fn main() {
             "{SOURCE}: {name} no longer starts with lua_prelude!(): update bench/floor/build.rs"
         );
         let body = raw_string_after(&text, at, name);
-        writeln!(out, "pub const {name}: &str = {:?};", format!("{prelude}{body}")).unwrap();
+        writeln!(
+            out,
+            "pub const {name}: &str = {:?};",
+            format!("{prelude}{body}")
+        )
+        .unwrap();
     }
     let dest = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("redis_scripts.rs");
     std::fs::write(dest, out).unwrap();

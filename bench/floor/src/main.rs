@@ -686,7 +686,13 @@ fn redis_row(id: &str, reply: redis::Value) -> Option<Row> {
     if text.iter().all(Option::is_none) {
         return None;
     }
-    let millis = |i: usize| -> i64 { text[i].as_deref().expect("a time field").parse().expect("an integer") };
+    let millis = |i: usize| -> i64 {
+        text[i]
+            .as_deref()
+            .expect("a time field")
+            .parse()
+            .expect("an integer")
+    };
     Some(Row {
         session_id: id.to_owned(),
         user_id: text[0].clone().expect("user_id"),
@@ -739,7 +745,8 @@ async fn run_redis(o: &Options) -> Vec<Phase> {
 
     for &c in &o.concurrency {
         let p = phase("create", c, warm, run, false, |i| {
-            let (conns, ids, insert, prefix) = (conns.clone(), ids.clone(), insert.clone(), prefix.clone());
+            let (conns, ids, insert, prefix) =
+                (conns.clone(), ids.clone(), insert.clone(), prefix.clone());
             async move {
                 let id = uuid::Uuid::new_v4().to_string();
                 let now = now_ms();
