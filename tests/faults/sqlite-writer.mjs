@@ -1,18 +1,23 @@
 // A writer process for the SQLite fault tests (not a test file itself).
 //
-//   node sqlite-writer.mjs FILE NAME MODE COUNT
-//     MODE "mixed":   COUNT iterations of create / update / get / delete / deleteUserSessions /
-//                     cleanup, then prints one JSON summary line: what must be in the file.
-//     MODE "journal": creates and updates sessions until killed, printing a line as soon as
-//                     each call resolved ("C id" after createSession, "U id n" after an update;
-//                     "I id n" before an update is issued). Node writes to a pipe synchronously,
-//                     so every printed line survives a SIGKILL.
+//   node sqlite-writer.mjs FILE NAME mixed COUNT
+//   node sqlite-writer.mjs FILE NAME journal JOURNAL_FILE
+//     "mixed":   COUNT iterations of create / update / get / delete / deleteUserSessions /
+//                cleanup, then prints one JSON summary line: what must be in the file.
+//     "journal": creates and updates sessions until killed, appending a line to JOURNAL_FILE
+//                as soon as each call resolved ("C id n" after createSession, "U id n" after
+//                an update; "I id n" before an update is issued). The lines go to a file with
+//                fs.writeSync, so each is in the kernel before the next call starts and
+//                survives a SIGKILL. Not to stdout: a pipe's writes are asynchronous once the
+//                pipe is full (the reader lags on a loaded machine), and the lines Node still
+//                holds are lost with the process.
 //
 // Any error is counted by message; "mixed" exits 1 when there was one.
+import { openSync, writeSync } from "node:fs";
 import { SessionStore, SQLiteAdapter } from "../../npm/index.js";
 
 const [file, name, mode, countArg] = process.argv.slice(2);
-const count = Number(countArg ?? 0);
+const count = mode === "mixed" ? Number(countArg ?? 0) : 0;
 const adapter = new SQLiteAdapter(file);
 const store = new SessionStore({ adapter, cleanupInterval: 0 });
 let seq = 0;
@@ -82,24 +87,26 @@ if (mode === "mixed") {
   await adapter.close();
   process.exit(errors.size === 0 ? 0 : 1);
 } else if (mode === "journal") {
+  const journal = openSync(countArg, "a");
+  const note = (line) => writeSync(journal, `${line}\n`);
   const mine = [];
   for (let i = 0; ; i += 1) {
     try {
       if (i % 3 === 2 && mine.length > 0) {
         const id = mine[(i * 7) % mine.length];
         const n = ++seq;
-        process.stdout.write(`I ${id} ${n}\n`);
+        note(`I ${id} ${n}`);
         if (!(await store.updateSession(id, { data: { n } }))) throw new Error(`update of ${id} found no row`);
-        process.stdout.write(`U ${id} ${n}\n`);
+        note(`U ${id} ${n}`);
       } else {
         const n = ++seq;
         const id = await store.createSession(`${name}-user`, undefined, { n });
         mine.push(id);
-        process.stdout.write(`C ${id} ${n}\n`);
+        note(`C ${id} ${n}`);
       }
     } catch (error) {
       fail(error);
-      process.stdout.write(`E ${JSON.stringify(error?.message)}\n`);
+      note(`E ${JSON.stringify(error?.message)}`);
     }
     // Let the ticker and signals in now and then.
     if (i % 50 === 0) await new Promise((r) => setImmediate(r));
