@@ -147,13 +147,26 @@ export class DenoKVAdapter implements SessionAdapter {
     return (await op.commit()).ok;
   }
 
-  /** Retries `attempt` while another writer changed the record in between. */
+  /**
+   * Retries `attempt` while another writer changed the record in between, or while another
+   * process holds the database file's write lock (Deno KV's SQLite answers "database is
+   * locked" instead of waiting). Between tries it waits a random, growing delay, so writers in
+   * several processes that collided do not collide again in lock step.
+   */
   async #retry<T>(id: string, attempt: () => Promise<{ done: true; value: T } | { done: false }>): Promise<T> {
+    let lastLocked: unknown;
     for (let i = 0; i < MAX_ATTEMPTS; i++) {
-      const result = await attempt();
-      if (result.done) return result.value;
+      if (i > 0) await sleep(Math.random() * Math.min(50, 2 ** i));
+      try {
+        const result = await attempt();
+        if (result.done) return result.value;
+      } catch (error) {
+        if (!isLockedError(error)) throw error;
+        lastLocked = error;
+      }
     }
-    throw new Error(`session ${JSON.stringify(id)} kept changing under concurrent writers; gave up`);
+    const cause = lastLocked === undefined ? "" : ` (last: ${(lastLocked as Error).message})`;
+    throw new Error(`session ${JSON.stringify(id)} kept changing under concurrent writers; gave up${cause}`);
   }
 
   async get(sessionId: string): Promise<SessionData | null> {
@@ -173,9 +186,17 @@ export class DenoKVAdapter implements SessionAdapter {
 
   async update(sessionId: string, updates: Partial<SessionData>): Promise<boolean> {
     this.#check();
+    let lostRace = false;
     return await this.#retry<boolean>(sessionId, async () => {
       const current = await this.#read(sessionId);
       if (current.value === null) return { done: true, value: false };
+      // A touch (lastAccessedAt, and expiresAt when rolling) that lost the race to another
+      // writer whose times are at least as late is done: it is ordered before that write,
+      // which replaced both times. This is what keeps many concurrent reads of one session,
+      // in several processes, from fighting over the record. Only after a lost race: a
+      // first attempt always writes (an update may move times backwards on purpose).
+      if (lostRace && isOvertakenTouch(current.value, updates)) return { done: true, value: true };
+      lostRace = true;
       const merged = await this.#toSession(sessionId, current.value);
       // The fixed fields only, as the native adapters store them; `sessionId` never moves a record.
       for (const key of ["userId", "handle", "isAuthenticated", "data", "createdAt", "expiresAt", "lastAccessedAt"] as const) {
@@ -263,6 +284,29 @@ export class DenoKVAdapter implements SessionAdapter {
     }
     return Promise.resolve();
   }
+}
+
+/** @internal Shared with kv-oauth.ts. */
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** @internal Deno KV's SQLite backend reports another process's write lock this way. */
+export function isLockedError(error: unknown): boolean {
+  return error instanceof Error && /database is locked|SQLITE_BUSY/i.test(error.message);
+}
+
+/**
+ * True when `updates` is a touch (lastAccessedAt, maybe with expiresAt, nothing else) and
+ * `stored` already has those times or later ones.
+ */
+function isOvertakenTouch(stored: StoredSession, updates: Partial<SessionData>): boolean {
+  const keys = Object.keys(updates).filter((key) => key !== "sessionId");
+  if (!keys.includes("lastAccessedAt")) return false;
+  for (const key of keys) {
+    if (key !== "lastAccessedAt" && key !== "expiresAt") return false;
+    const value = updates[key];
+    if (typeof value !== "number" || !(stored[key] >= value)) return false;
+  }
+  return true;
 }
 
 /** A record to its stored form (and the data chunks when `data` is large). */

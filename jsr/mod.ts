@@ -30,6 +30,7 @@ import {
 // the values below shadow the declared classes with their implementations.
 export type * from "./types.d.ts";
 export { DenoKVAdapter, type DenoKVAdapterOptions } from "./kv.ts";
+export { DenoKVOAuthStorage, type DenoKVOAuthStorageOptions } from "./kv-oauth.ts";
 
 // session.js is plain JavaScript; its exports get their public types from types.d.ts (the
 // npm package's index.d.ts), so both packages declare one API.

@@ -628,9 +628,13 @@ class FfiOAuthStorage {
     return new FfiOAuthStorage({ kind: "redis", url, prefix: prefix ?? null, maxConnections: maxConnections ?? null, queryTimeoutMs: queryTimeoutMs ?? null });
   }
 
-  /** `fns`: `getTokens`, `setTokens(tokens, sessionId)`, `clearTokens`, bound to the user's object. */
+  /**
+   * `fns`: `getTokens`, `setTokens(tokens, sessionId)`, `clearTokens`, and the optional
+   * coordination methods the user's object has (npm/session.js), bound to the user's object.
+   */
   static fromJs(fns: JsFns): FfiOAuthStorage {
-    return withBridge(fns, (js) => new FfiOAuthStorage({ kind: "js", ...js }));
+    const methods = Object.keys(fns).filter((name) => typeof fns[name] === "function");
+    return withBridge(fns, (js) => new FfiOAuthStorage({ kind: "js", ...js, methods }));
   }
 
   #call(op: number, args: unknown[], sync: boolean = this.isSync): unknown {

@@ -204,10 +204,47 @@ export interface OAuthTokens {
 }
 
 /** Any object with these methods works, including storages from `@slices/oauth`. */
+/**
+ * An OAuth token storage: the three methods of `@slices/oauth`'s interface, and optionally the
+ * coordination methods (docs/oauth.md, "JS storages"), each pair all or nothing. The native
+ * code calls them; they only store and compare values.
+ */
 export interface OAuthStorage {
   getTokens(sessionId: string): Promise<OAuthTokens | null>;
   setTokens(tokens: OAuthTokens, sessionId: string): Promise<void>;
   clearTokens(sessionId: string): Promise<void>;
+  /** Keeps OAuthClient's PKCE state under `state` until `expiresAt` (epoch ms). */
+  putState?(state: string, value: OAuthPkceState, expiresAt: number): Promise<void>;
+  /** Removes and returns the state (one use); `null` when unknown or expired. */
+  takeState?(state: string): Promise<OAuthPkceState | null>;
+  /**
+   * Takes the session's refresh lease for `owner` for `leaseMs`; `false` while another owner
+   * holds an unexpired one. Atomic across every process sharing the storage: this is what
+   * makes a refresh single-flight across processes.
+   */
+  tryLockRefresh?(sessionId: string, owner: string, leaseMs: number): Promise<boolean>;
+  /** Releases the lease if `owner` still holds it. */
+  unlockRefresh?(sessionId: string, owner: string): Promise<void>;
+  /** The refresh attempt recorded for the session, or `null`. */
+  getRefreshAttempt?(sessionId: string): Promise<OAuthRefreshAttempt | null>;
+  /** Records (`null`: forgets) the session's refresh attempt; nothing when it has no tokens. setTokens forgets it too. */
+  setRefreshAttempt?(sessionId: string, attempt: OAuthRefreshAttempt | null): Promise<void>;
+}
+
+/** What `OAuthClient.authorize()` keeps under its state until the callback. */
+export interface OAuthPkceState {
+  codeVerifier: string;
+  /** When authorize() ran (epoch ms). */
+  createdAt: number;
+}
+
+/** A refresh whose answer is not known yet, recorded before the request leaves (docs/oauth.md). */
+export interface OAuthRefreshAttempt {
+  /** A truncated SHA-256 of the refresh token presented (not the token). */
+  tokenFingerprint: string;
+  startedAt: number;
+  /** The server later said the token was spent: the answer was lost. */
+  lost: boolean;
 }
 
 export interface OAuthSessionOptions {

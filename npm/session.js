@@ -405,12 +405,58 @@ function weakTarget(target, what) {
 }
 
 /**
- * A user's OAuth storage as the functions the native storage handle calls; `storage()` is a
- * weakTarget. (Module level: a closure made next to the storage object would share, and keep,
- * the scope that holds it.)
+ * The optional coordination methods of a JS OAuth storage (docs/oauth.md, "JS storages"), in
+ * pairs: a storage has both methods of a pair or neither. With `putState`/`takeState` it keeps
+ * OAuthClient's PKCE state; with `tryLockRefresh`/`unlockRefresh` the refresh lease that makes
+ * refresh single-flight across processes; with `getRefreshAttempt`/`setRefreshAttempt` the
+ * refresh-attempt record that survives a lost response.
  */
-function jsOAuthStorageFunctions(storage, name) {
-  return guarded({
+const OAUTH_STORAGE_PAIRS = [
+  ["putState", "takeState"],
+  ["tryLockRefresh", "unlockRefresh"],
+  ["getRefreshAttempt", "setRefreshAttempt"],
+];
+
+/** The optional methods `storage` has; a half pair is a TypeError naming the missing one. */
+function oauthStorageExtras(storage, name) {
+  const present = [];
+  for (const pair of OAUTH_STORAGE_PAIRS) {
+    const has = pair.map((method) => typeof storage[method] === "function");
+    if (has[0] !== has[1]) {
+      const [missing, given] = has[0] ? [pair[1], pair[0]] : [pair[0], pair[1]];
+      throw new TypeError(`${name} has ${given} but not ${missing}: ${name}.${missing} is not a function`);
+    }
+    if (has[0]) present.push(...pair);
+  }
+  return present;
+}
+
+function toWirePkceState(value, name) {
+  if (!isPlainObject(value)) throw fail(name, "an object with codeVerifier and createdAt", value);
+  return {
+    codeVerifier: checkString(value.codeVerifier, `${name}.codeVerifier`),
+    createdAt: checkMillis(value.createdAt, `${name}.createdAt`),
+  };
+}
+
+function toWireRefreshAttempt(value, name) {
+  if (!isPlainObject(value)) throw fail(name, "an object with tokenFingerprint, startedAt and lost", value);
+  return {
+    tokenFingerprint: checkString(value.tokenFingerprint, `${name}.tokenFingerprint`),
+    startedAt: checkMillis(value.startedAt, `${name}.startedAt`),
+    lost: checkBoolean(value.lost, `${name}.lost`),
+  };
+}
+
+/**
+ * A user's OAuth storage as the functions the native storage handle calls; `storage()` is a
+ * weakTarget; `extras` the optional methods it has (oauthStorageExtras). (Module level: a
+ * closure made next to the storage object would share, and keep, the scope that holds it.)
+ * Results are checked here, so a storage returning the wrong shape fails with a TypeError
+ * naming the method.
+ */
+function jsOAuthStorageFunctions(storage, name, extras = []) {
+  const fns = {
     getTokens: async (sessionId) => {
       const tokens = await storage().getTokens(sessionId);
       return tokens === null || tokens === undefined ? null : toWireTokens(tokens, `${name}.getTokens() result`);
@@ -421,7 +467,33 @@ function jsOAuthStorageFunctions(storage, name) {
     clearTokens: async (sessionId) => {
       await storage().clearTokens(sessionId);
     },
-  });
+  };
+  const optional = {
+    putState: async (state, value, expiresAt) => {
+      await storage().putState(state, { codeVerifier: value.codeVerifier, createdAt: value.createdAt }, expiresAt);
+    },
+    takeState: async (state) => {
+      const value = await storage().takeState(state);
+      return value === null || value === undefined ? null : toWirePkceState(value, `${name}.takeState() result`);
+    },
+    tryLockRefresh: async (sessionId, owner, leaseMs) =>
+      checkBoolean(await storage().tryLockRefresh(sessionId, owner, leaseMs), `${name}.tryLockRefresh() result`),
+    unlockRefresh: async (sessionId, owner) => {
+      await storage().unlockRefresh(sessionId, owner);
+    },
+    getRefreshAttempt: async (sessionId) => {
+      const value = await storage().getRefreshAttempt(sessionId);
+      return value === null || value === undefined ? null : toWireRefreshAttempt(value, `${name}.getRefreshAttempt() result`);
+    },
+    setRefreshAttempt: async (sessionId, attempt) => {
+      const value = attempt === null || attempt === undefined
+        ? null
+        : { tokenFingerprint: attempt.tokenFingerprint, startedAt: attempt.startedAt, lost: attempt.lost };
+      await storage().setRefreshAttempt(sessionId, value);
+    },
+  };
+  for (const method of extras) fns[method] = optional[method];
+  return guarded(fns);
 }
 
 /**
@@ -879,7 +951,8 @@ export function createApi(native) {
           throw new TypeError(`${name} must implement OAuthStorage: ${name}.${method} is not a function`);
         }
       }
-      const fns = jsOAuthStorageFunctions(weakTarget(storage, `the JS OAuth storage (${name})`), name);
+      const extras = oauthStorageExtras(storage, name);
+      const fns = jsOAuthStorageFunctions(weakTarget(storage, `the JS OAuth storage (${name})`), name, extras);
       handle = callNative(() => native.NativeOAuthStorage.fromJs(fns));
       jsOAuthStorages.set(storage, handle);
     }

@@ -20,7 +20,10 @@ const SERVER = fileURLToPath(new URL("./aip/server.mjs", import.meta.url));
 
 /** The command that runs an ES module file in a new process of the current runtime. */
 export function runtimeCommand(file, args = []) {
-  return runtime === "deno" ? [Deno.execPath(), ["run", "-A", file, ...args]] : [process.execPath, [file, ...args]];
+  if (runtime !== "deno") return [process.execPath, [file, ...args]];
+  // Children of a test run with --unstable-kv (the Deno-only tests) get Deno KV too.
+  const kv = typeof Deno.openKv === "function" ? ["--unstable-kv"] : [];
+  return [Deno.execPath(), ["run", "-A", ...kv, file, ...args]];
 }
 
 /** The server's default configuration (tests/aip/server.mjs DEFAULT_CONFIG). */

@@ -17,10 +17,11 @@ use slices_session_core::error::{Result, SessionError};
 use slices_session_core::oauth::client::reissue;
 use slices_session_core::oauth::{
     AuthorizationRequest, MemoryOAuthStorage, OAuthClient, OAuthConfig, OAuthEvents,
-    OAuthSessionManager, OAuthSessionOptions, OAuthStorage, OAuthTokens, PostgresOAuthStorage,
-    RedisOAuthStorage, SqliteOAuthStorage,
+    OAuthSessionManager, OAuthSessionOptions, OAuthStorage, OAuthTokens, PkceState,
+    PostgresOAuthStorage, RedisOAuthStorage, RefreshAttempt, SqliteOAuthStorage,
 };
 use slices_session_core::postgres::PostgresOptions;
+use slices_session_core::session::Millis;
 
 use crate::wire::WireSession;
 use crate::{js_error, redis_options, NativeStore, Settled};
@@ -114,6 +115,9 @@ pub struct WireOAuthOptions {
 /// A JS function returning a Promise; weak, `this`-less, JS throws come back as errors.
 type JsFn<Args, Ret> = ThreadsafeFunction<Args, Promise<Ret>, Args, Status, false, true>;
 type SetTokensFn = JsFn<FnArgs<(WireTokens, String)>, ()>;
+type PutStateFn = JsFn<FnArgs<(String, WirePkceState, i64)>, ()>;
+type TryLockFn = JsFn<FnArgs<(String, String, i64)>, bool>;
+type SetAttemptFn = JsFn<FnArgs<(String, Option<WireRefreshAttempt>)>, ()>;
 
 async fn call<Args, Ret>(method: &'static str, f: &JsFn<Args, Ret>, args: Args) -> Result<Ret>
 where
@@ -128,12 +132,36 @@ where
     promise.await.map_err(failed)
 }
 
-/// Any JS object with `getTokens` / `setTokens(tokens, sessionId)` / `clearTokens`.
+/// What `authorize()` keeps under its state, as a JS storage sees it.
+#[napi(object)]
+pub struct WirePkceState {
+    pub code_verifier: String,
+    pub created_at: i64,
+}
+
+/// A recorded refresh attempt (docs/oauth.md, "Lost responses"), as a JS storage sees it.
+#[napi(object)]
+pub struct WireRefreshAttempt {
+    pub token_fingerprint: String,
+    pub started_at: i64,
+    pub lost: bool,
+}
+
+/// Any JS object with `getTokens` / `setTokens(tokens, sessionId)` / `clearTokens`, and
+/// optionally the coordination methods of docs/oauth.md ("JS storages"), in pairs:
+/// `putState`/`takeState`, `tryLockRefresh`/`unlockRefresh`,
+/// `getRefreshAttempt`/`setRefreshAttempt` (npm/session.js checks the pairs).
 #[napi(object, object_to_js = false)]
 pub struct JsOAuthStorageFns {
     pub get_tokens: JsFn<String, Option<WireTokens>>,
     pub set_tokens: SetTokensFn,
     pub clear_tokens: JsFn<String, ()>,
+    pub put_state: Option<PutStateFn>,
+    pub take_state: Option<JsFn<String, Option<WirePkceState>>>,
+    pub try_lock_refresh: Option<TryLockFn>,
+    pub unlock_refresh: Option<JsFn<FnArgs<(String, String)>, ()>>,
+    pub get_refresh_attempt: Option<JsFn<String, Option<WireRefreshAttempt>>>,
+    pub set_refresh_attempt: Option<SetAttemptFn>,
 }
 
 struct JsOAuthStorage {
@@ -154,6 +182,91 @@ impl OAuthStorage for JsOAuthStorage {
 
     async fn clear_tokens(&self, session_id: &str) -> Result<()> {
         call("clearTokens", &self.fns.clear_tokens, session_id.to_owned()).await
+    }
+
+    async fn put_state(&self, state: &str, pkce: &PkceState, expires_at: Millis) -> Result<()> {
+        let Some(f) = &self.fns.put_state else {
+            return Err(SessionError::Unsupported {
+                operation: "storing OAuth state (authorize)",
+                method: "putState",
+            });
+        };
+        let wire = WirePkceState {
+            code_verifier: pkce.code_verifier.clone(),
+            created_at: pkce.created_at,
+        };
+        call("putState", f, (state.to_owned(), wire, expires_at).into()).await
+    }
+
+    async fn take_state(&self, state: &str) -> Result<Option<PkceState>> {
+        let Some(f) = &self.fns.take_state else {
+            return Err(SessionError::Unsupported {
+                operation: "reading OAuth state (handleCallback)",
+                method: "takeState",
+            });
+        };
+        let taken = call("takeState", f, state.to_owned()).await?;
+        Ok(taken.map(|w| PkceState {
+            code_verifier: w.code_verifier,
+            created_at: w.created_at,
+        }))
+    }
+
+    async fn try_lock_refresh(
+        &self,
+        session_id: &str,
+        owner: &str,
+        lease_ms: Millis,
+    ) -> Result<bool> {
+        match &self.fns.try_lock_refresh {
+            Some(f) => {
+                let args = (session_id.to_owned(), owner.to_owned(), lease_ms).into();
+                call("tryLockRefresh", f, args).await
+            }
+            None => Ok(true),
+        }
+    }
+
+    async fn unlock_refresh(&self, session_id: &str, owner: &str) -> Result<()> {
+        match &self.fns.unlock_refresh {
+            Some(f) => {
+                let args = (session_id.to_owned(), owner.to_owned()).into();
+                call("unlockRefresh", f, args).await
+            }
+            None => Ok(()),
+        }
+    }
+
+    fn persists_refresh_attempts(&self) -> bool {
+        self.fns.get_refresh_attempt.is_some() && self.fns.set_refresh_attempt.is_some()
+    }
+
+    async fn get_refresh_attempt(&self, session_id: &str) -> Result<Option<RefreshAttempt>> {
+        let Some(f) = &self.fns.get_refresh_attempt else {
+            return Ok(None);
+        };
+        let attempt = call("getRefreshAttempt", f, session_id.to_owned()).await?;
+        Ok(attempt.map(|w| RefreshAttempt {
+            token_fingerprint: w.token_fingerprint,
+            started_at: w.started_at,
+            lost: w.lost,
+        }))
+    }
+
+    async fn set_refresh_attempt(
+        &self,
+        session_id: &str,
+        attempt: Option<&RefreshAttempt>,
+    ) -> Result<()> {
+        let Some(f) = &self.fns.set_refresh_attempt else {
+            return Ok(());
+        };
+        let wire = attempt.map(|a| WireRefreshAttempt {
+            token_fingerprint: a.token_fingerprint.clone(),
+            started_at: a.started_at,
+            lost: a.lost,
+        });
+        call("setRefreshAttempt", f, (session_id.to_owned(), wire).into()).await
     }
 }
 

@@ -1,4 +1,4 @@
-// Deno only: the JSR package as a package. Its exports are the npm package's plus DenoKVAdapter,
+// Deno only: the JSR package as a package. Its exports are the npm package's plus DenoKVAdapter and DenoKVOAuthStorage,
 // its version and generated files follow their sources, its FFI-specific behaviour (handles,
 // JS adapters under load and their release) holds. (The lifetimes of JS OAuth storages and
 // callbacks, on both runtimes: tests/oauth-lifetimes.test.mjs.)
@@ -32,9 +32,9 @@ async function checkAgainstJsr(...files) {
 }
 
 describe("the JSR package", () => {
-  test("exports every value the npm package exports, plus DenoKVAdapter", async () => {
+  test("exports every value the npm package exports, plus DenoKVAdapter and DenoKVOAuthStorage", async () => {
     const npm = await import(new URL("../../npm/index.js", import.meta.url).href);
-    assert.deepEqual(Object.keys(pkg).sort(), [...Object.keys(npm), "DenoKVAdapter"].sort());
+    assert.deepEqual(Object.keys(pkg).sort(), [...Object.keys(npm), "DenoKVAdapter", "DenoKVOAuthStorage"].sort());
     for (const name of Object.keys(npm)) assert.equal(typeof pkg[name], typeof npm[name], name);
   });
 

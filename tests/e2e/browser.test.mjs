@@ -1,17 +1,19 @@
 // A real browser logs in to each example app and out again: Playwright (playwright-core)
 // driving Debian's Chromium, the example app as its own process, the loopback AIP server
 // (tests/aip/server.mjs) as another: the Hono and Express examples on Node, and the Hono and
-// Fresh-style examples on Deno. Run by tests/e2e/run.sh (`make test-e2e`), which installs
+// Fresh-style examples and the Deno KV one (the Slices app setup) on Deno. Run by tests/e2e/run.sh (`make test-e2e`), which installs
 // Chromium and the tools and sets:
 //   SLICES_E2E_CHROMIUM   the Chromium binary (/usr/bin/chromium)
 //   SLICES_E2E_DENO       the Deno binary, for the Deno examples (examples/hono-deno,
-//                         examples/fresh-middleware)
+//                         examples/fresh-middleware, examples/deno-kv)
 //
 // For each example: login → the page shows the handle → reload keeps the session → logout →
 // logged out. Checked as the browser sees it: the session cookie is `__Host-slice-session`
 // (each example runs with that name; Chromium stores `__Host-` cookies only when Secure, Path=/
 // and host-only, and treats http://localhost as secure), HttpOnly (document.cookie cannot read
-// it), SameSite=Lax, Path=/. A screenshot of the logged-in page goes to tests/e2e/screenshots/.
+// it), SameSite=Lax, Path=/. The exception is examples/deno-kv, the setup of a real Slices app
+// kept exactly as written: its cookie is `links-session`, not Secure, and its redirect URI names
+// a fixed port (the test picks a free one). A screenshot of the logged-in page goes to tests/e2e/screenshots/.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -19,6 +21,7 @@ import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import net from "node:net";
 import { chromium } from "playwright-core";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -52,7 +55,26 @@ if (DENO) {
   EXAMPLES.push(
     { slug: "hono-deno", title: "Hono on Deno", command: [DENO, [...DENO_RUN, "server.ts"]] },
     { slug: "fresh-middleware", title: "Fresh-style middleware", command: [DENO, [...DENO_RUN, "main.ts"]] },
+    {
+      slug: "deno-kv",
+      title: "Deno KV",
+      command: [DENO, [...DENO_RUN, "server.ts"]],
+      cookie: { name: "links-session", secure: false },
+      fixedPort: true,
+    },
   );
+}
+
+/** A free loopback port (for the example whose redirect URI is fixed before it listens). */
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
 }
 
 const processes = [];
@@ -129,19 +151,23 @@ async function aipAdmin(method, path, body) {
 }
 
 for (const ex of EXAMPLES) {
-  test(`${ex.title}: log in, reload, log out in Chromium, with a ${COOKIE_NAME} cookie`, async (t) => {
+  const cookieName = ex.cookie?.name ?? COOKIE_NAME;
+  const secure = ex.cookie?.secure ?? true;
+  test(`${ex.title}: log in, reload, log out in Chromium, with a ${cookieName} cookie`, async (t) => {
     await aipAdmin("POST", "/_admin/reset", {});
     const data = tmp(`slices-e2e-${ex.slug}-`);
+    const port = ex.fixedPort ? String(await freePort()) : "0";
     const app = await startProcess(`the ${ex.title} example`, ex.command[0], ex.command[1], {
       cwd: join(ROOT, "examples", ex.slug),
       env: {
         AUTH_BASE_URL: aip.url,
         OAUTH_CLIENT_ID: "test-client",
         OAUTH_CLIENT_SECRET: "test-secret",
-        PORT: "0",
+        PORT: port,
         SESSION_COOKIE_NAME: COOKIE_NAME,
         SESSION_DB: join(data, "sessions.db"),
         OAUTH_DB: join(data, "oauth.db"),
+        KV_PATH: join(data, "app.kv"),
       },
       pattern: / at (http:\/\/localhost:\d+)\/\n/,
     });
@@ -155,7 +181,7 @@ for (const ex of EXAMPLES) {
     });
     t.after(() => context.close());
     const page = context.pages()[0] ?? (await context.newPage());
-    const sessionCookies = async () => (await context.cookies(appUrl)).filter((c) => c.name === COOKIE_NAME);
+    const sessionCookies = async () => (await context.cookies(appUrl)).filter((c) => c.name === cookieName);
 
     // Logged out at first.
     await page.goto(`${appUrl}/`);
@@ -177,16 +203,16 @@ for (const ex of EXAMPLES) {
 
     // The session cookie as the browser keeps it; the login's state cookie is gone.
     const cookies = await context.cookies(appUrl);
-    assert.deepEqual(cookies.map((c) => c.name), [COOKIE_NAME]);
+    assert.deepEqual(cookies.map((c) => c.name), [cookieName]);
     const [cookie] = cookies;
     assert.match(cookie.value, UUID_V4);
     const { value, expires, ...attributes } = cookie;
     assert.deepEqual(attributes, {
-      name: COOKIE_NAME,
+      name: cookieName,
       domain: "localhost",
       path: "/",
       httpOnly: true,
-      secure: true,
+      secure,
       sameSite: "Lax",
     });
     const lifetime = expires - Date.now() / 1000;

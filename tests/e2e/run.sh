@@ -50,6 +50,7 @@ fi
 echo "== deno check: the Deno examples type-check against the package's types"
 (cd examples/hono-deno && "$DENO" check --quiet server.ts)
 (cd examples/fresh-middleware && "$DENO" check --quiet main.ts)
+(cd examples/deno-kv && "$DENO" check --quiet server.ts)
 
 SLICES_E2E_CHROMIUM=/usr/bin/chromium SLICES_E2E_DENO="$DENO" \
   node --test --test-reporter=spec tests/e2e/browser.test.mjs

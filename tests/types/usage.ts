@@ -22,6 +22,8 @@ import {
   type OAuthConfig,
   type OAuthSessionManager,
   type OAuthStorage,
+  type OAuthPkceState,
+  type OAuthRefreshAttempt,
   type OAuthTokens,
   type SessionAdapter,
   type SessionData,
@@ -69,6 +71,27 @@ class MapTokenStorage implements OAuthStorage {
   }
 }
 
+/** A storage with the coordination methods: PKCE state and a cross-process refresh lease. */
+class CoordinatedTokenStorage extends MapTokenStorage implements OAuthStorage {
+  private readonly states = new Map<string, OAuthPkceState>();
+  async putState(state: string, value: OAuthPkceState, _expiresAt: number): Promise<void> {
+    this.states.set(state, value);
+  }
+  async takeState(state: string): Promise<OAuthPkceState | null> {
+    const value = this.states.get(state) ?? null;
+    this.states.delete(state);
+    return value;
+  }
+  async tryLockRefresh(_sessionId: string, _owner: string, _leaseMs: number): Promise<boolean> {
+    return true;
+  }
+  async unlockRefresh(_sessionId: string, _owner: string): Promise<void> {}
+  async getRefreshAttempt(_sessionId: string): Promise<OAuthRefreshAttempt | null> {
+    return null;
+  }
+  async setRefreshAttempt(_sessionId: string, _attempt: OAuthRefreshAttempt | null): Promise<void> {}
+}
+
 export async function usage(request: Request): Promise<void> {
   const cookieOptions: CookieOptions = { httpOnly: true, secure: true, sameSite: "lax", maxAge: 60 };
   const options: SessionOptions = { adapter: new SQLiteAdapter("./sessions.db"), cookieOptions, touchAfter: 1000 };
@@ -87,7 +110,7 @@ export async function usage(request: Request): Promise<void> {
   await store.close();
 
   const config: OAuthConfig = { clientId: "c", clientSecret: "s", authBaseUrl: "http://x", redirectUri: "http://x/cb", scopes: ["atproto"] };
-  const storages: OAuthStorage[] = [new MemoryOAuthStorage(), new SQLiteOAuthStorage("./oauth.db"), new PostgresOAuthStorage("postgresql://localhost/db", { queryTimeout: 0 }), new RedisOAuthStorage("redis://localhost"), new MapTokenStorage()];
+  const storages: OAuthStorage[] = [new MemoryOAuthStorage(), new SQLiteOAuthStorage("./oauth.db"), new PostgresOAuthStorage("postgresql://localhost/db", { queryTimeout: 0 }), new RedisOAuthStorage("redis://localhost"), new MapTokenStorage(), new CoordinatedTokenStorage()];
   const manager: OAuthSessionManager = withOAuthSession(store, config, storages[0], {
     autoRefresh: true,
     refreshSkew: 30_000,

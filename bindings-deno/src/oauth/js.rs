@@ -12,21 +12,35 @@ use async_trait::async_trait;
 use serde_json::{json, Value};
 use slices_session_core::error::{Result, SessionError};
 use slices_session_core::oauth::client::reissue;
-use slices_session_core::oauth::{OAuthEvents, OAuthStorage, OAuthTokens};
+use slices_session_core::oauth::{
+    OAuthEvents, OAuthStorage, OAuthTokens, PkceState, RefreshAttempt,
+};
+use slices_session_core::session::Millis;
 
 use crate::error::FfiError;
 use crate::js_bridge::{to_value, Bridge};
 use crate::oauth::wire::{WireOAuthEvent, WireTokens};
 
-/// A user's OAuth storage object. Only the three methods of the original interface: the core
-/// provides the rest (state, leases and refresh attempts stay in process memory).
+/// A user's OAuth storage object: the three methods of the original interface, and the
+/// optional coordination methods (docs/oauth.md, "JS storages") it declared, in pairs. What
+/// it lacks, the core provides (state unsupported, leases and attempts in process memory).
 pub struct JsOAuthStorage {
     bridge: Bridge,
+    state: bool,
+    lease: bool,
+    attempts: bool,
 }
 
 impl JsOAuthStorage {
-    pub fn new(bridge: Bridge) -> JsOAuthStorage {
-        JsOAuthStorage { bridge }
+    pub fn new(bridge: Bridge, methods: &[String]) -> JsOAuthStorage {
+        let has =
+            |a: &str, b: &str| methods.iter().any(|m| m == a) && methods.iter().any(|m| m == b);
+        JsOAuthStorage {
+            bridge,
+            state: has("putState", "takeState"),
+            lease: has("tryLockRefresh", "unlockRefresh"),
+            attempts: has("getRefreshAttempt", "setRefreshAttempt"),
+        }
     }
 }
 
@@ -49,6 +63,85 @@ impl OAuthStorage for JsOAuthStorage {
     async fn clear_tokens(&self, session_id: &str) -> Result<()> {
         self.bridge
             .call::<Value>("clearTokens", json!([session_id]))
+            .await
+            .map(|_| ())
+    }
+
+    async fn put_state(&self, state: &str, pkce: &PkceState, expires_at: Millis) -> Result<()> {
+        if !self.state {
+            return Err(SessionError::Unsupported {
+                operation: "storing OAuth state (authorize)",
+                method: "putState",
+            });
+        }
+        let args = json!([state, to_value("putState", pkce)?, expires_at]);
+        self.bridge
+            .call::<Value>("putState", args)
+            .await
+            .map(|_| ())
+    }
+
+    async fn take_state(&self, state: &str) -> Result<Option<PkceState>> {
+        if !self.state {
+            return Err(SessionError::Unsupported {
+                operation: "reading OAuth state (handleCallback)",
+                method: "takeState",
+            });
+        }
+        self.bridge.call("takeState", json!([state])).await
+    }
+
+    async fn try_lock_refresh(
+        &self,
+        session_id: &str,
+        owner: &str,
+        lease_ms: Millis,
+    ) -> Result<bool> {
+        if !self.lease {
+            return Ok(true);
+        }
+        self.bridge
+            .call("tryLockRefresh", json!([session_id, owner, lease_ms]))
+            .await
+    }
+
+    async fn unlock_refresh(&self, session_id: &str, owner: &str) -> Result<()> {
+        if !self.lease {
+            return Ok(());
+        }
+        self.bridge
+            .call::<Value>("unlockRefresh", json!([session_id, owner]))
+            .await
+            .map(|_| ())
+    }
+
+    fn persists_refresh_attempts(&self) -> bool {
+        self.attempts
+    }
+
+    async fn get_refresh_attempt(&self, session_id: &str) -> Result<Option<RefreshAttempt>> {
+        if !self.attempts {
+            return Ok(None);
+        }
+        self.bridge
+            .call("getRefreshAttempt", json!([session_id]))
+            .await
+    }
+
+    async fn set_refresh_attempt(
+        &self,
+        session_id: &str,
+        attempt: Option<&RefreshAttempt>,
+    ) -> Result<()> {
+        if !self.attempts {
+            return Ok(());
+        }
+        let attempt = match attempt {
+            Some(a) => to_value("setRefreshAttempt", a)?,
+            None => Value::Null,
+        };
+        self.bridge
+            .call::<Value>("setRefreshAttempt", json!([session_id, attempt]))
             .await
             .map(|_| ())
     }

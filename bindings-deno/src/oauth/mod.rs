@@ -131,8 +131,12 @@ impl StorageHandle {
                     let storage = Arc::new(RedisOAuthStorage::new(&url, options.into())?);
                     (storage.clone(), Backend::Redis(storage), None)
                 }
-                OAuthStorageSpec::Js { channel, bridge } => (
-                    Arc::new(JsOAuthStorage::new(Bridge::new(channel, bridge)?)),
+                OAuthStorageSpec::Js {
+                    channel,
+                    bridge,
+                    methods,
+                } => (
+                    Arc::new(JsOAuthStorage::new(Bridge::new(channel, bridge)?, &methods)),
                     Backend::Other,
                     Some(channel),
                 ),

@@ -113,10 +113,13 @@ pub enum OAuthStorageSpec {
         #[serde(flatten)]
         options: WireRedisOptions,
     },
-    /// A JS object with `getTokens` / `setTokens` / `clearTokens`, reached through a channel.
+    /// A JS object with `getTokens` / `setTokens` / `clearTokens`, reached through a channel;
+    /// `methods` names the optional coordination methods it also has (docs/oauth.md).
     Js {
         channel: u64,
         bridge: u64,
+        #[serde(default)]
+        methods: Vec<String>,
     },
 }
 
@@ -212,10 +215,15 @@ mod tests {
             serde_json::from_str(r#"{"kind":"js","channel":1,"bridge":2}"#).unwrap();
         assert!(matches!(
             s,
-            OAuthStorageSpec::Js {
-                channel: 1,
-                bridge: 2
-            }
+            OAuthStorageSpec::Js { channel: 1, bridge: 2, ref methods } if methods.is_empty()
+        ));
+        let s: OAuthStorageSpec = serde_json::from_str(
+            r#"{"kind":"js","channel":1,"bridge":2,"methods":["putState","takeState"]}"#,
+        )
+        .unwrap();
+        assert!(matches!(
+            s,
+            OAuthStorageSpec::Js { ref methods, .. } if methods == &["putState", "takeState"]
         ));
         let m: ManagerSpec = serde_json::from_str(
             r#"{"store":1,"storage":2,"config":{"clientId":"c","clientSecret":"s","authBaseUrl":"http://a","redirectUri":"http://r","scopes":["atproto"]},"options":{},"events":{"channel":3,"bridge":4}}"#,
