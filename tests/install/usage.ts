@@ -21,6 +21,8 @@ import {
   withOAuthSession,
   type CookieOptions,
   type OAuthConfig,
+  type OAuthPkceState,
+  type OAuthRefreshAttempt,
   type OAuthSessionManager,
   type OAuthSessionOptions,
   type OAuthStorage,
@@ -169,3 +171,16 @@ export async function usage(request: Request): Promise<void> {
   void [adapters, size, keys, byId, fromRequest, fromHeaders, user, updated, cookie, removed, list, newId, cookies,
     header, authorizationUrl, codeVerifier, access, did, handle, valid, token, refreshed, ensured, errors, code];
 }
+
+/** A JS storage with the PKCE-state and lease methods (docs/oauth.md, "JS storages"). */
+export const coordinated: OAuthStorage = {
+  getTokens: async (_sessionId: string) => null,
+  setTokens: async (_tokens: OAuthTokens, _sessionId: string) => {},
+  clearTokens: async (_sessionId: string) => {},
+  putState: async (_state: string, _value: OAuthPkceState, _expiresAt: number) => {},
+  takeState: async (_state: string): Promise<OAuthPkceState | null> => null,
+  tryLockRefresh: async (_sessionId: string, _owner: string, _leaseMs: number) => true,
+  unlockRefresh: async (_sessionId: string, _owner: string) => {},
+  getRefreshAttempt: async (_sessionId: string): Promise<OAuthRefreshAttempt | null> => null,
+  setRefreshAttempt: async (_sessionId: string, _attempt: OAuthRefreshAttempt | null) => {},
+};
