@@ -612,20 +612,21 @@ class FfiOAuthStorage {
     oauthStorageFinalizer.register(this, this.#handle, this);
   }
 
-  static memoryStorage(): FfiOAuthStorage {
-    return new FfiOAuthStorage({ kind: "memory" });
+  // `atRest`: `{ keys, hashIds }` (docs/security.md), as npm/session.js passes it, or absent.
+  static memoryStorage(atRest?: unknown): FfiOAuthStorage {
+    return new FfiOAuthStorage({ kind: "memory", atRest: atRest ?? null });
   }
 
-  static sqliteStorage(path: string): FfiOAuthStorage {
-    return new FfiOAuthStorage({ kind: "sqlite", path });
+  static sqliteStorage(path: string, atRest?: unknown): FfiOAuthStorage {
+    return new FfiOAuthStorage({ kind: "sqlite", path, atRest: atRest ?? null });
   }
 
-  static postgresStorage(url: string, maxConnections?: number | null, queryTimeoutMs?: number | null): FfiOAuthStorage {
-    return new FfiOAuthStorage({ kind: "postgres", url, maxConnections: maxConnections ?? null, queryTimeoutMs: queryTimeoutMs ?? null });
+  static postgresStorage(url: string, maxConnections?: number | null, queryTimeoutMs?: number | null, atRest?: unknown): FfiOAuthStorage {
+    return new FfiOAuthStorage({ kind: "postgres", url, maxConnections: maxConnections ?? null, queryTimeoutMs: queryTimeoutMs ?? null, atRest: atRest ?? null });
   }
 
-  static redisStorage(url: string, prefix?: string | null, maxConnections?: number | null, queryTimeoutMs?: number | null): FfiOAuthStorage {
-    return new FfiOAuthStorage({ kind: "redis", url, prefix: prefix ?? null, maxConnections: maxConnections ?? null, queryTimeoutMs: queryTimeoutMs ?? null });
+  static redisStorage(url: string, prefix?: string | null, maxConnections?: number | null, queryTimeoutMs?: number | null, atRest?: unknown): FfiOAuthStorage {
+    return new FfiOAuthStorage({ kind: "redis", url, prefix: prefix ?? null, maxConnections: maxConnections ?? null, queryTimeoutMs: queryTimeoutMs ?? null, atRest: atRest ?? null });
   }
 
   /**

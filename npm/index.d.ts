@@ -303,16 +303,36 @@ declare class NativeBackedOAuthStorage implements OAuthStorage {
   close(): Promise<void>;
 }
 
+/** An `encryptionKey`: 32 bytes, as bytes, 64 hex digits, or base64/base64url. */
+export type EncryptionKey = Uint8Array | string;
+
+/** What a native OAuth storage protects at rest (docs/security.md). */
+export interface OAuthStorageAtRestOptions {
+  /**
+   * Seal access and refresh tokens with AES-256-GCM, bound to the session id. One key, or a
+   * list for rotation: the first encrypts, every one decrypts. Rows written without a key stay
+   * readable and are sealed on their next write; a value no configured key opens is an
+   * `OAuthError` with code `token_decrypt_failed`, never garbage tokens.
+   */
+  encryptionKey?: EncryptionKey | EncryptionKey[];
+  /**
+   * Store tokens, refresh leases and attempts under SHA-256 of the session id instead of the
+   * id. Default false. Rows written this way are not readable by the original package or by a
+   * storage without this option.
+   */
+  hashIds?: boolean;
+}
+
 export declare class MemoryOAuthStorage extends NativeBackedOAuthStorage {
-  constructor();
+  constructor(options?: OAuthStorageAtRestOptions);
 }
 
 export declare class SQLiteOAuthStorage extends NativeBackedOAuthStorage {
-  constructor(pathOrUrl: string);
+  constructor(pathOrUrl: string, options?: OAuthStorageAtRestOptions);
 }
 
 export declare class PostgresOAuthStorage extends NativeBackedOAuthStorage {
-  constructor(connectionString: string, options?: PostgresAdapterOptions);
+  constructor(connectionString: string, options?: PostgresAdapterOptions & OAuthStorageAtRestOptions);
   initialize(): Promise<void>;
 }
 
@@ -321,6 +341,6 @@ export declare class PostgresOAuthStorage extends NativeBackedOAuthStorage {
  * several processes: the refresh lease is a Redis lock).
  */
 export declare class RedisOAuthStorage extends NativeBackedOAuthStorage {
-  constructor(url: string, options?: RedisAdapterOptions);
+  constructor(url: string, options?: RedisAdapterOptions & OAuthStorageAtRestOptions);
   initialize(): Promise<void>;
 }

@@ -551,6 +551,48 @@ function redisOptions(options) {
   return { prefix, max, queryTimeout };
 }
 
+const HEX_KEY = /^[0-9a-fA-F]{64}$/;
+const BASE64_KEY = /^[A-Za-z0-9+/_-]{43}={0,1}$/;
+
+/** One `encryptionKey` (32 bytes: bytes, 64 hex digits, or base64/base64url) as 64 hex digits. */
+function keyToHex(key, name) {
+  let bytes;
+  if (key instanceof Uint8Array) {
+    bytes = key;
+  } else if (typeof key === "string" && HEX_KEY.test(key)) {
+    return key.toLowerCase();
+  } else if (typeof key === "string" && BASE64_KEY.test(key)) {
+    const binary = atob(key.replace(/-/g, "+").replace(/_/g, "/").replace(/=+$/, ""));
+    bytes = Uint8Array.from(binary, (c) => c.charCodeAt(0));
+  } else {
+    // Never echo the value: it may be a key of the wrong length.
+    throw new TypeError(`${name} must be 32 bytes: a Uint8Array, 64 hex digits or base64 of 32 bytes`);
+  }
+  if (bytes.length !== 32) {
+    throw new TypeError(`${name} must be 32 bytes: a Uint8Array, 64 hex digits or base64 of 32 bytes (got ${bytes.length} bytes)`);
+  }
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/**
+ * The at-rest options of the native OAuth storages (docs/security.md), checked: `encryptionKey`
+ * (one key, or a non-empty array: the first seals, all open) and `hashIds`. `undefined` when
+ * neither is set.
+ */
+function atRestOptions(options) {
+  const { encryptionKey, hashIds } = options;
+  if (hashIds !== undefined && typeof hashIds !== "boolean") throw fail("options.hashIds", "a boolean", hashIds);
+  if (encryptionKey === undefined && !hashIds) return undefined;
+  let keys = [];
+  if (Array.isArray(encryptionKey)) {
+    if (encryptionKey.length === 0) throw new TypeError("options.encryptionKey must not be an empty array");
+    keys = encryptionKey.map((key, i) => keyToHex(key, `options.encryptionKey[${i}]`));
+  } else if (encryptionKey !== undefined) {
+    keys = [keyToHex(encryptionKey, "options.encryptionKey")];
+  }
+  return { keys, hashIds: hashIds === true };
+}
+
 // The cleanup timers of stores that were dropped without close().
 const cleanupTimers = new FinalizationRegistry((timer) => clearInterval(timer));
 
@@ -896,16 +938,21 @@ export function createApi(native) {
   }
 
   class MemoryOAuthStorage extends NativeBackedOAuthStorage {
-    constructor() {
-      super(() => native.NativeOAuthStorage.memoryStorage());
+    /** `options`: `encryptionKey`, `hashIds` (docs/security.md). */
+    constructor(options = {}) {
+      if (!isPlainObject(options)) throw fail("options", "an object", options);
+      const atRest = atRestOptions(options);
+      super(() => native.NativeOAuthStorage.memoryStorage(atRest));
     }
   }
 
   class SQLiteOAuthStorage extends NativeBackedOAuthStorage {
-    /** @param pathOrUrl a file path, `sqlite://<path>` or ":memory:" */
-    constructor(pathOrUrl) {
+    /** @param pathOrUrl a file path, `sqlite://<path>` or ":memory:"; `options`: `encryptionKey`, `hashIds` */
+    constructor(pathOrUrl, options = {}) {
       checkString(pathOrUrl, "pathOrUrl");
-      super(() => native.NativeOAuthStorage.sqliteStorage(pathOrUrl));
+      if (!isPlainObject(options)) throw fail("options", "an object", options);
+      const atRest = atRestOptions(options);
+      super(() => native.NativeOAuthStorage.sqliteStorage(pathOrUrl, atRest));
     }
   }
 
@@ -914,7 +961,8 @@ export function createApi(native) {
     constructor(connectionString, options = {}) {
       checkString(connectionString, "connectionString");
       const { max, queryTimeout } = postgresOptions(options);
-      super(() => native.NativeOAuthStorage.postgresStorage(connectionString, max, queryTimeout));
+      const atRest = atRestOptions(options);
+      super(() => native.NativeOAuthStorage.postgresStorage(connectionString, max, queryTimeout, atRest));
     }
     /** Creates the tables if missing (also done on first use). */
     async initialize() {
@@ -927,7 +975,8 @@ export function createApi(native) {
     constructor(url, options = {}) {
       checkString(url, "url");
       const { prefix, max, queryTimeout } = redisOptions(options);
-      super(() => native.NativeOAuthStorage.redisStorage(url, prefix, max, queryTimeout));
+      const atRest = atRestOptions(options);
+      super(() => native.NativeOAuthStorage.redisStorage(url, prefix, max, queryTimeout, atRest));
     }
     /** Checks that the server answers (optional). */
     async initialize() {

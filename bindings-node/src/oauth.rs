@@ -14,10 +14,11 @@ use napi::threadsafe_function::ThreadsafeFunction;
 use napi::{Env, Status};
 use napi_derive::napi;
 use slices_session_core::error::{Result, SessionError};
+use slices_session_core::oauth::at_rest::parse_hex_key;
 use slices_session_core::oauth::client::reissue;
 use slices_session_core::oauth::{
-    AuthorizationRequest, MemoryOAuthStorage, OAuthClient, OAuthConfig, OAuthEvents,
-    OAuthSessionManager, OAuthSessionOptions, OAuthStorage, OAuthTokens, PkceState,
+    AtRest, AtRestOptions, AuthorizationRequest, MemoryOAuthStorage, OAuthClient, OAuthConfig,
+    OAuthEvents, OAuthSessionManager, OAuthSessionOptions, OAuthStorage, OAuthTokens, PkceState,
     PostgresOAuthStorage, RedisOAuthStorage, RefreshAttempt, SqliteOAuthStorage,
 };
 use slices_session_core::postgres::PostgresOptions;
@@ -337,6 +338,41 @@ impl OAuthEvents for JsOAuthEvents {
     }
 }
 
+/// What a native storage protects at rest (docs/security.md): `keys` (`encryptionKey`,
+/// normalised to hex by npm/session.js; the first seals, all open) and `hashIds`.
+#[napi(object)]
+pub struct WireAtRest {
+    pub keys: Vec<String>,
+    pub hash_ids: bool,
+}
+
+impl NativeOAuthStorage {
+    /// `storage` wrapped as `at_rest` asks (itself when it asks for nothing).
+    fn build(
+        storage: Arc<dyn OAuthStorage>,
+        backend: StorageBackend,
+        at_rest: Option<WireAtRest>,
+    ) -> napi::Result<Self> {
+        let options = match at_rest {
+            None => AtRestOptions::default(),
+            Some(w) => AtRestOptions {
+                keys: w
+                    .keys
+                    .iter()
+                    .enumerate()
+                    .map(|(i, k)| parse_hex_key(k, &format!("options.encryptionKey[{i}]")))
+                    .collect::<Result<Vec<_>>>()
+                    .map_err(js_error)?,
+                hash_ids: w.hash_ids,
+            },
+        };
+        Ok(NativeOAuthStorage {
+            storage: AtRest::wrap(storage, &options),
+            backend,
+        })
+    }
+}
+
 enum StorageBackend {
     Memory(Arc<MemoryOAuthStorage>),
     Postgres(Arc<PostgresOAuthStorage>),
@@ -355,21 +391,15 @@ pub struct NativeOAuthStorage {
 #[napi]
 impl NativeOAuthStorage {
     #[napi(factory)]
-    pub fn memory_storage() -> Self {
+    pub fn memory_storage(at_rest: Option<WireAtRest>) -> napi::Result<Self> {
         let storage = Arc::new(MemoryOAuthStorage::new());
-        NativeOAuthStorage {
-            storage: storage.clone(),
-            backend: StorageBackend::Memory(storage),
-        }
+        Self::build(storage.clone(), StorageBackend::Memory(storage), at_rest)
     }
 
     #[napi(factory)]
-    pub fn sqlite_storage(path: String) -> napi::Result<Self> {
+    pub fn sqlite_storage(path: String, at_rest: Option<WireAtRest>) -> napi::Result<Self> {
         let storage = SqliteOAuthStorage::open(&path).map_err(js_error)?;
-        Ok(NativeOAuthStorage {
-            storage: Arc::new(storage),
-            backend: StorageBackend::Other,
-        })
+        Self::build(Arc::new(storage), StorageBackend::Other, at_rest)
     }
 
     #[napi(factory)]
@@ -377,6 +407,7 @@ impl NativeOAuthStorage {
         url: String,
         max_connections: Option<u32>,
         query_timeout_ms: Option<u32>,
+        at_rest: Option<WireAtRest>,
     ) -> napi::Result<Self> {
         let mut options = PostgresOptions::default();
         if let Some(n) = max_connections {
@@ -386,10 +417,7 @@ impl NativeOAuthStorage {
             options.query_timeout_ms = u64::from(ms);
         }
         let storage = Arc::new(PostgresOAuthStorage::new(&url, options).map_err(js_error)?);
-        Ok(NativeOAuthStorage {
-            storage: storage.clone(),
-            backend: StorageBackend::Postgres(storage),
-        })
+        Self::build(storage.clone(), StorageBackend::Postgres(storage), at_rest)
     }
 
     #[napi(factory)]
@@ -398,13 +426,11 @@ impl NativeOAuthStorage {
         prefix: Option<String>,
         max_connections: Option<u32>,
         query_timeout_ms: Option<u32>,
+        at_rest: Option<WireAtRest>,
     ) -> napi::Result<Self> {
         let options = redis_options(prefix, max_connections, query_timeout_ms);
         let storage = Arc::new(RedisOAuthStorage::new(&url, options).map_err(js_error)?);
-        Ok(NativeOAuthStorage {
-            storage: storage.clone(),
-            backend: StorageBackend::Redis(storage),
-        })
+        Self::build(storage.clone(), StorageBackend::Redis(storage), at_rest)
     }
 
     #[napi(factory)]

@@ -20,11 +20,13 @@ import {
   serializeCookie,
   withOAuthSession,
   type CookieOptions,
+  type EncryptionKey,
   type OAuthConfig,
   type OAuthPkceState,
   type OAuthRefreshAttempt,
   type OAuthSessionManager,
   type OAuthSessionOptions,
+  type OAuthStorageAtRestOptions,
   type OAuthStorage,
   type OAuthTokens,
   type OAuthUserInfo,
@@ -184,3 +186,13 @@ export const coordinated: OAuthStorage = {
   getRefreshAttempt: async (_sessionId: string): Promise<OAuthRefreshAttempt | null> => null,
   setRefreshAttempt: async (_sessionId: string, _attempt: OAuthRefreshAttempt | null) => {},
 };
+
+/** Tokens sealed at rest, with a key list for rotation, and hashed session ids. */
+const key: EncryptionKey = new Uint8Array(32);
+const atRest: OAuthStorageAtRestOptions = { encryptionKey: [key, "00".repeat(32)], hashIds: true };
+export const sealedStorages: OAuthStorage[] = [
+  new MemoryOAuthStorage(atRest),
+  new SQLiteOAuthStorage("./oauth.db", atRest),
+  new PostgresOAuthStorage("postgresql://localhost/db", { ...atRest, maxConnections: 2 }),
+  new RedisOAuthStorage("redis://localhost", { ...atRest, prefix: "p:" }),
+];

@@ -110,7 +110,7 @@ export async function usage(request: Request): Promise<void> {
   await store.close();
 
   const config: OAuthConfig = { clientId: "c", clientSecret: "s", authBaseUrl: "http://x", redirectUri: "http://x/cb", scopes: ["atproto"] };
-  const storages: OAuthStorage[] = [new MemoryOAuthStorage(), new SQLiteOAuthStorage("./oauth.db"), new PostgresOAuthStorage("postgresql://localhost/db", { queryTimeout: 0 }), new RedisOAuthStorage("redis://localhost"), new MapTokenStorage(), new CoordinatedTokenStorage()];
+  const storages: OAuthStorage[] = [new MemoryOAuthStorage(), new SQLiteOAuthStorage("./oauth.db"), new PostgresOAuthStorage("postgresql://localhost/db", { queryTimeout: 0 }), new RedisOAuthStorage("redis://localhost"), new MapTokenStorage(), new CoordinatedTokenStorage(), new SQLiteOAuthStorage("./oauth.db", { encryptionKey: new Uint8Array(32), hashIds: true }), new RedisOAuthStorage("redis://localhost", { prefix: "p:", encryptionKey: ["00".repeat(32)] })];
   const manager: OAuthSessionManager = withOAuthSession(store, config, storages[0], {
     autoRefresh: true,
     refreshSkew: 30_000,

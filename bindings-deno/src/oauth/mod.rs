@@ -20,9 +20,10 @@ pub mod wire;
 use std::sync::{Arc, LazyLock};
 
 use slices_session_core::error::SessionError;
+use slices_session_core::oauth::at_rest::parse_hex_key;
 use slices_session_core::oauth::{
-    MemoryOAuthStorage, OAuthClient, OAuthSessionManager, OAuthStorage, OAuthTokens,
-    PostgresOAuthStorage, RedisOAuthStorage, SqliteOAuthStorage,
+    AtRest, AtRestOptions, MemoryOAuthStorage, OAuthClient, OAuthSessionManager, OAuthStorage,
+    OAuthTokens, PostgresOAuthStorage, RedisOAuthStorage, SqliteOAuthStorage,
 };
 use slices_session_core::postgres::PostgresOptions;
 
@@ -35,7 +36,9 @@ use crate::registry::Registry;
 use crate::runtime;
 use crate::wire::{JsInt, Opened};
 use js::{JsOAuthEvents, JsOAuthStorage};
-use wire::{ClientSpec, ManagerSpec, OAuthStorageSpec, WireOAuthSession, WireTokens};
+use wire::{
+    ClientSpec, ManagerSpec, OAuthStorageOpen, OAuthStorageSpec, WireOAuthSession, WireTokens,
+};
 
 pub static STORAGES: LazyLock<Registry<StorageHandle>> = LazyLock::new(Registry::default);
 pub static MANAGERS: LazyLock<Registry<ManagerHandle>> = LazyLock::new(Registry::default);
@@ -100,7 +103,20 @@ pub struct StorageHandle {
 }
 
 impl StorageHandle {
-    pub fn open(spec: OAuthStorageSpec) -> FfiResult<StorageHandle> {
+    pub fn open(open: OAuthStorageOpen) -> FfiResult<StorageHandle> {
+        let OAuthStorageOpen { spec, at_rest } = open;
+        let at_rest = match at_rest {
+            None => AtRestOptions::default(),
+            Some(w) => AtRestOptions {
+                keys: w
+                    .keys
+                    .iter()
+                    .enumerate()
+                    .map(|(i, k)| parse_hex_key(k, &format!("options.encryptionKey[{i}]")))
+                    .collect::<Result<_, _>>()?,
+                hash_ids: w.hash_ids,
+            },
+        };
         let (storage, backend, js_channel): (Arc<dyn OAuthStorage>, Backend, Option<u64>) =
             match spec {
                 OAuthStorageSpec::Memory => {
@@ -141,6 +157,12 @@ impl StorageHandle {
                     Some(channel),
                 ),
             };
+        // A user's JS storage is used as it is unless it asked for protection.
+        let storage = if js_channel.is_some() && at_rest.is_plain() {
+            storage
+        } else {
+            AtRest::wrap(storage, &at_rest)
+        };
         Ok(StorageHandle {
             storage,
             backend,
@@ -223,8 +245,8 @@ fn storage(id: u64) -> FfiResult<Arc<StorageHandle>> {
 }
 
 /// `ssd_oauth_storage_open`.
-pub fn storage_open(spec: OAuthStorageSpec) -> FfiResult<Reply> {
-    let handle = StorageHandle::open(spec)?;
+pub fn storage_open(open: OAuthStorageOpen) -> FfiResult<Reply> {
+    let handle = StorageHandle::open(open)?;
     let is_sync = handle.is_sync();
     let id = STORAGES.insert(handle);
     Reply::json(&Opened { id, is_sync })

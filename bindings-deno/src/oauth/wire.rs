@@ -91,7 +91,36 @@ impl From<WireOAuthOptions> for OAuthSessionOptions {
     }
 }
 
-/// `ssd_oauth_storage_open`'s argument.
+/// `ssd_oauth_storage_open`'s argument: the storage, and what to protect at rest.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OAuthStorageOpen {
+    #[serde(flatten)]
+    pub spec: OAuthStorageSpec,
+    #[serde(default)]
+    pub at_rest: Option<WireAtRest>,
+}
+
+/// `encryptionKey` (normalised to hex by npm/session.js, the first seals) and `hashIds`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WireAtRest {
+    #[serde(default)]
+    pub keys: Vec<String>,
+    #[serde(default)]
+    pub hash_ids: bool,
+}
+
+impl std::fmt::Debug for WireAtRest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WireAtRest")
+            .field("keys", &format_args!("<{} redacted>", self.keys.len()))
+            .field("hash_ids", &self.hash_ids)
+            .finish()
+    }
+}
+
+/// The storage kinds of `ssd_oauth_storage_open`.
 #[derive(Debug, Deserialize)]
 #[serde(tag = "kind", rename_all = "camelCase")]
 pub enum OAuthStorageSpec {

@@ -4,6 +4,7 @@
 //!
 //! | module | concept |
 //! |---|---|
+//! | [`at_rest`] | sealed tokens and hashed session ids, around any storage |
 //! | [`config`] | `OAuthConfig`, `OAuthTokens`, `PkceState`, the resolved endpoints |
 //! | [`storage`] | the `OAuthStorage` trait (three required methods, the rest provided) |
 //! | [`memory`], [`sqlite`], [`postgres`], [`redis`](self::redis) | the native storages |
@@ -13,6 +14,7 @@
 //! | [`manager`] | `OAuthSessionManager` (`withOAuthSession`) and its events |
 //! | [`client`] | `OAuthClient` |
 
+pub mod at_rest;
 pub mod client;
 pub mod config;
 pub(crate) mod http;
@@ -26,6 +28,7 @@ pub mod sqlite;
 pub mod storage;
 
 pub use self::redis::RedisOAuthStorage;
+pub use at_rest::{AtRest, AtRestOptions};
 pub use client::{AuthorizationRequest, OAuthClient, OAuthClientOptions};
 pub use config::{OAuthConfig, OAuthTokens, PkceState};
 pub use manager::{NoopEvents, OAuthEvents, OAuthSessionManager, OAuthSessionOptions};
