@@ -66,6 +66,14 @@ export interface SessionOptions {
   touchAfter?: number;
   /** Push expiresAt to now + sessionTTL on each recorded access. Default false. */
   rolling?: boolean;
+  /**
+   * Store each session under SHA-256 of its id (`sha256:<hex>`) instead of the id; the cookie
+   * still carries the id. A copy of the database then holds no usable cookie value (OWASP,
+   * Lucia). Default false: files written this way are not readable by the original package,
+   * and turning it on makes existing sessions unreachable. `listUserSessions` returns the
+   * stored hashes as `sessionId`. See docs/security.md.
+   */
+  hashIds?: boolean;
 }
 
 /** Anything with a Cookie header: a Fetch Request, a Node IncomingMessage, or Headers. */

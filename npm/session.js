@@ -742,7 +742,7 @@ export function createApi(native) {
 
     constructor(options) {
       if (!isPlainObject(options)) throw fail("options", "an object with an `adapter`", options);
-      const { adapter, cookieName, cookieOptions, sessionTTL, cleanupInterval, generateId, onError, touchAfter, rolling } = options;
+      const { adapter, cookieName, cookieOptions, sessionTTL, cleanupInterval, generateId, onError, touchAfter, rolling, hashIds } = options;
       if (adapter === null || typeof adapter !== "object") throw fail("adapter", "a SessionAdapter object", adapter);
       if (generateId !== undefined && typeof generateId !== "function") throw fail("generateId", "a function", generateId);
       if (onError !== undefined && typeof onError !== "function") throw fail("onError", "a function", onError);
@@ -753,6 +753,7 @@ export function createApi(native) {
         sessionTtl: optionalMillis(sessionTTL, "sessionTTL"),
         touchAfter: optionalMillis(touchAfter, "touchAfter"),
         rolling: rolling === undefined ? undefined : checkBoolean(rolling, "rolling"),
+        hashIds: hashIds === undefined ? undefined : checkBoolean(hashIds, "hashIds"),
       };
       const nativeAdapter = nativeOf(adapter);
       this.#native = callNative(() =>

@@ -227,6 +227,8 @@ pub struct WireStoreConfig {
     pub touch_after: Option<Millis>,
     #[serde(default)]
     pub rolling: Option<bool>,
+    #[serde(default)]
+    pub hash_ids: Option<bool>,
 }
 
 impl From<WireStoreConfig> for StoreConfig {
@@ -246,6 +248,9 @@ impl From<WireStoreConfig> for StoreConfig {
         }
         if let Some(r) = config.rolling {
             out.rolling = r;
+        }
+        if let Some(h) = config.hash_ids {
+            out.hash_ids = h;
         }
         out
     }

@@ -309,6 +309,9 @@ fn store_config(config: WireStoreConfig) -> StoreConfig {
     if let Some(r) = config.rolling {
         out.rolling = r;
     }
+    if let Some(h) = config.hash_ids {
+        out.hash_ids = h;
+    }
     out
 }
 

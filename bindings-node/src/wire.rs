@@ -163,4 +163,5 @@ pub struct WireStoreConfig {
     pub session_ttl: Option<i64>,
     pub touch_after: Option<i64>,
     pub rolling: Option<bool>,
+    pub hash_ids: Option<bool>,
 }

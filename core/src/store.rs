@@ -12,7 +12,11 @@ use crate::cookie::{
     cookie_value, encode_uri_component, serialize_cookie, validate_cookie_options, CookieOptions,
 };
 use crate::error::{Result, SessionError};
-use crate::session::{now_millis, Millis, SessionData, SessionPatch, SessionUser};
+use std::borrow::Cow;
+
+use crate::session::{
+    hashed_session_id, now_millis, Millis, SessionData, SessionPatch, SessionUser,
+};
 
 pub const DEFAULT_COOKIE_NAME: &str = "slice-session";
 /// 30 days.
@@ -30,6 +34,8 @@ pub struct StoreConfig {
     pub touch_after: Millis,
     /// Push `expiresAt` to `now + session_ttl` on every recorded access.
     pub rolling: bool,
+    /// Store each session under [`hashed_session_id`] of its id (docs/security.md).
+    pub hash_ids: bool,
 }
 
 impl Default for StoreConfig {
@@ -40,6 +46,7 @@ impl Default for StoreConfig {
             session_ttl: DEFAULT_SESSION_TTL,
             touch_after: 0,
             rolling: false,
+            hash_ids: false,
         }
     }
 }
@@ -114,6 +121,29 @@ impl SessionStore {
         }
     }
 
+    /// The adapter's key for `id`: the id, or its hash under `hash_ids`. Every id a caller
+    /// gives goes through here, so with `hash_ids` the adapter never sees a clear id, and a
+    /// hash read out of the table, given back as an id, names nothing (it is hashed again).
+    fn key<'a>(&self, id: &'a str) -> Cow<'a, str> {
+        if self.config.hash_ids {
+            Cow::Owned(hashed_session_id(id))
+        } else {
+            Cow::Borrowed(id)
+        }
+    }
+
+    /// A record read for the caller's `id`, which under `hash_ids` holds the hash: given back
+    /// with the caller's id.
+    fn as_asked(&self, id: &str, session: Option<SessionData>) -> Option<SessionData> {
+        match session {
+            Some(mut s) if self.config.hash_ids => {
+                s.session_id = id.to_owned();
+                Some(s)
+            }
+            other => other,
+        }
+    }
+
     fn touch(&self, now: Millis) -> Touch {
         Touch {
             now,
@@ -142,8 +172,9 @@ impl SessionStore {
             None => uuid::Uuid::new_v4().to_string(),
         };
         let now = now_millis();
+        let key = self.key(&session_id).into_owned();
         let session = SessionData {
-            session_id: session_id.clone(),
+            session_id: key.clone(),
             user_id,
             handle,
             is_authenticated: true,
@@ -152,23 +183,33 @@ impl SessionStore {
             expires_at: now.saturating_add(self.config.session_ttl),
             last_accessed_at: now,
         };
-        self.adapter.insert(&session_id, &session).await?;
+        self.adapter.insert(&key, &session).await?;
         Ok(session_id)
     }
 
     pub async fn get_session(&self, id: &str) -> Result<Option<SessionData>> {
         self.ensure_open()?;
-        self.adapter.load(id, &self.touch(now_millis())).await
+        let found = self
+            .adapter
+            .load(&self.key(id), &self.touch(now_millis()))
+            .await?;
+        Ok(self.as_asked(id, found))
     }
 
     pub async fn update_session(&self, id: &str, patch: &SessionPatch) -> Result<bool> {
         self.ensure_open()?;
-        self.adapter.update(id, patch).await
+        self.adapter.update(&self.key(id), patch).await
+    }
+
+    /// Whether a record is stored under `id` (expired or not; nothing is written).
+    pub async fn session_exists(&self, id: &str) -> Result<bool> {
+        self.ensure_open()?;
+        self.adapter.exists(&self.key(id)).await
     }
 
     pub async fn delete_session(&self, id: &str) -> Result<()> {
         self.ensure_open()?;
-        self.adapter.delete(id).await
+        self.adapter.delete(&self.key(id)).await
     }
 
     /// The session named by this store's cookie in a `Cookie` header. Never fails on the
@@ -213,7 +254,8 @@ impl SessionStore {
         self.adapter.cleanup(now_millis()).await
     }
 
-    /// The user's unexpired sessions, oldest first.
+    /// The user's unexpired sessions, oldest first. Under `hash_ids` their `session_id` is
+    /// the stored hash: the clear ids are not kept anywhere.
     pub async fn list_user_sessions(&self, user_id: &str) -> Result<Vec<SessionData>> {
         self.ensure_open()?;
         let now = now_millis();
@@ -226,7 +268,10 @@ impl SessionStore {
     /// "Log out everywhere" (but `except`); resolves to how many sessions were removed.
     pub async fn delete_user_sessions(&self, user_id: &str, except: Option<&str>) -> Result<u64> {
         self.ensure_open()?;
-        self.adapter.delete_by_user(user_id, except).await
+        let except = except.map(|id| self.key(id));
+        self.adapter
+            .delete_by_user(user_id, except.as_deref())
+            .await
     }
 
     /// Moves a live session to a new id (after a privilege change, against fixation).
@@ -246,10 +291,56 @@ impl SessionStore {
             Some(n) => n,
             None => uuid::Uuid::new_v4().to_string(),
         };
-        Ok(self
+        let renamed = self
             .adapter
-            .rename(id, &new_id, now_millis())
-            .await?
-            .map(|s| s.session_id))
+            .rename(&self.key(id), &self.key(&new_id), now_millis())
+            .await?;
+        Ok(renamed.map(|s| {
+            if self.config.hash_ids {
+                new_id
+            } else {
+                s.session_id
+            }
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::MemoryAdapter;
+
+    #[tokio::test]
+    async fn hash_ids_keep_only_hashes_in_the_adapter() {
+        let adapter = Arc::new(MemoryAdapter::new());
+        let config = StoreConfig {
+            hash_ids: true,
+            ..StoreConfig::default()
+        };
+        let store = SessionStore::new(adapter.clone(), config).unwrap();
+        let id = store
+            .create_session(None, "u".into(), None, None)
+            .await
+            .unwrap();
+        let key = hashed_session_id(&id);
+        assert!(adapter.get(&id).await.unwrap().is_none());
+        let stored = adapter.get(&key).await.unwrap().unwrap();
+        assert_eq!(stored.session_id, key);
+        assert_eq!(
+            store.get_session(&id).await.unwrap().unwrap().session_id,
+            id
+        );
+        assert!(store.get_session(&key).await.unwrap().is_none());
+        assert!(store.session_exists(&id).await.unwrap());
+        let header = format!("slice-session={id}");
+        let user = store.current_user(Some(&header)).await.unwrap();
+        assert_eq!(user.session_id.as_deref(), Some(id.as_str()));
+        let renewed = store.regenerate_session(&id, None).await.unwrap().unwrap();
+        assert!(adapter
+            .get(&hashed_session_id(&renewed))
+            .await
+            .unwrap()
+            .is_some());
+        assert!(adapter.get(&key).await.unwrap().is_none());
     }
 }

@@ -94,7 +94,7 @@ class CoordinatedTokenStorage extends MapTokenStorage implements OAuthStorage {
 
 export async function usage(request: Request): Promise<void> {
   const cookieOptions: CookieOptions = { httpOnly: true, secure: true, sameSite: "lax", maxAge: 60 };
-  const options: SessionOptions = { adapter: new SQLiteAdapter("./sessions.db"), cookieOptions, touchAfter: 1000 };
+  const options: SessionOptions = { adapter: new SQLiteAdapter("./sessions.db"), cookieOptions, touchAfter: 1000, hashIds: true };
   const store = new SessionStore(options);
   const others = [new MemoryAdapter(), new PostgresAdapter("postgresql://localhost/db", { maxConnections: 4, queryTimeout: 5000 }), new RedisAdapter("redis://localhost", { prefix: "p:" }), new MapAdapter()];
   const id: string = await store.createSession("user123", "alice.bsky.social", { theme: "dark" });

@@ -205,16 +205,8 @@ fn open(sealer: Option<&Sealer>, field: &str, session_id: &str, stored: String) 
     String::from_utf8(plain).map_err(|_| decrypt_failed(session_id, "the plaintext is not UTF-8"))
 }
 
-/// The storage key of a session id under `hash_ids`.
-pub fn hashed_id(session_id: &str) -> String {
-    let digest = Sha256::digest(session_id.as_bytes());
-    let mut out = String::with_capacity(7 + 64);
-    out.push_str("sha256:");
-    for b in digest {
-        out.push_str(&format!("{b:02x}"));
-    }
-    out
-}
+/// The storage key of a session id under `hash_ids` (the same form the session store uses).
+pub use crate::session::hashed_session_id as hashed_id;
 
 /// An [`OAuthStorage`] that seals tokens and/or hashes session ids before `inner` sees them.
 pub struct AtRest {

@@ -232,7 +232,7 @@ impl OAuthSessionManager {
             // No tokens: a session that never had any, or one being logged out right now
             // (a logout deletes the session before it clears the tokens, so it is gone by
             // the time its tokens are): only the first is still a session.
-            let exists = self.store.adapter().exists(session_id).await?;
+            let exists = self.store.session_exists(session_id).await?;
             return Ok(exists.then_some((session, None)));
         };
         if !self.options.auto_refresh
