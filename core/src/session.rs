@@ -192,6 +192,22 @@ impl SessionUser {
     }
 }
 
+/// The at-rest form of a session id under `hashIds` (docs/security.md): `sha256:` and the
+/// lower-case hex of SHA-256(id). A leaked table then yields no cookie value; the prefix keeps
+/// such keys apart from ids and tells a reader of the table what they are.
+pub fn hashed_session_id(id: &str) -> String {
+    use sha2::{Digest, Sha256};
+    use std::fmt::Write as _;
+    let digest = Sha256::digest(id.as_bytes());
+    let mut out = String::with_capacity(7 + 64);
+    out.push_str("sha256:");
+    for b in digest {
+        // Writing to a String cannot fail.
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,20 +254,4 @@ mod tests {
             assert!(sessions_to_js_json(&[session(None, Some(bad))]).is_err());
         }
     }
-}
-
-/// The at-rest form of a session id under `hashIds` (docs/security.md): `sha256:` and the
-/// lower-case hex of SHA-256(id). A leaked table then yields no cookie value; the prefix keeps
-/// such keys apart from ids and tells a reader of the table what they are.
-pub fn hashed_session_id(id: &str) -> String {
-    use sha2::{Digest, Sha256};
-    use std::fmt::Write as _;
-    let digest = Sha256::digest(id.as_bytes());
-    let mut out = String::with_capacity(7 + 64);
-    out.push_str("sha256:");
-    for b in digest {
-        // Writing to a String cannot fail.
-        let _ = write!(out, "{b:02x}");
-    }
-    out
 }
