@@ -54,7 +54,9 @@ after(async () => {
 function packageCopy({ checksums } = {}) {
   const dir = join(tmpDir("slices-jsr-copy-"), "pkg");
   mkdirSync(dir);
-  for (const file of ["mod.ts", "native.ts", "loader.ts", "kv.ts", "session.js", "types.d.ts", "checksums.ts", "deno.json"]) {
+  // Read from deno.json, so a file added to the package is copied too.
+  const { publish } = JSON.parse(readFileSync(join(JSR, "deno.json"), "utf8"));
+  for (const file of [...publish.include, "deno.json"]) {
     cpSync(join(JSR, file), join(dir, file));
   }
   if (checksums !== undefined) {
