@@ -2,6 +2,7 @@
 //! (memory, SQLite) run on the JS thread and return plain values (the JS layer turns them
 //! into settled Promises); PostgreSQL, Redis and JS adapters run on napi's tokio runtime.
 
+mod completion;
 mod js_adapter;
 mod oauth;
 mod wire;
@@ -58,8 +59,8 @@ where
             return out.map(Either::A).map_err(js_error);
         }
     }
-    env.spawn_future(async move { fut.await.map_err(js_error) })
-        .map(Either::B)
+    let promise = completion::spawn_promise(env, async move { fut.await.map_err(js_error) })?;
+    Ok(Either::B(PromiseRaw::new(env.raw(), promise)))
 }
 
 enum Backend {

@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use futures::FutureExt;
 use napi::bindgen_prelude::{
     within_runtime_if_available, Either, FnArgs, FromNapiValue, JsValuesTupleIntoVec, Promise,
+    PromiseRaw,
 };
 use napi::threadsafe_function::ThreadsafeFunction;
 use napi::{Env, Status};
@@ -524,8 +525,9 @@ where
     if let Some(out) = within_runtime_if_available(|| (&mut fut).now_or_never()) {
         return out.map(Either::A).map_err(js_error);
     }
-    env.spawn_future(async move { fut.await.map_err(js_error) })
-        .map(Either::B)
+    let promise =
+        crate::completion::spawn_promise(env, async move { fut.await.map_err(js_error) })?;
+    Ok(Either::B(PromiseRaw::new(env.raw(), promise)))
 }
 
 fn ms(value: Option<i64>, default: u64) -> u64 {
