@@ -249,13 +249,18 @@ for (const outage of OUTAGES) {
 
       if (outage.failsFast) {
         // How many later calls of a round find the previous flight ended depends on scheduling
-        // (1 to 31 attempts per round seen for connection refused): the check is that callers
-        // did share (fewer attempts than callers), each attempt reported once (above).
-        test(`${kind}: callers share flights: fewer refresh attempts than the ${CALLERS} callers per session and round`, () => {
+        // (1 to 31 attempts per round seen for connection refused, and all 50 once, on a loaded
+        // CI machine): a failure that comes back faster than the app issues its calls ends the
+        // flight before the next caller reads the tokens, and docs/oauth.md says such a caller
+        // tries again. So sharing is not guaranteed here (the latency tests and
+        // tests/oauth-concurrency.test.mjs check it where it is); what is: no caller makes
+        // more than one attempt (SPEC §6: a failed refresh is not retried within the call),
+        // and each attempt is reported once (above).
+        test(`${kind}: at most one refresh attempt per caller (${CALLERS} callers per session and round)`, () => {
           const run = runs.get(kind);
           for (const [i, r] of run.rounds.entries()) {
             for (const n of [r.dueFlights, r.expiredFlights]) {
-              assert.ok(n >= 1 && n < CALLERS, `round ${i + 1}: ${n} attempts for ${CALLERS} callers`);
+              assert.ok(n >= 1 && n <= CALLERS, `round ${i + 1}: ${n} attempts for ${CALLERS} callers`);
             }
           }
         });
