@@ -155,9 +155,9 @@ impl SqliteAdapter {
             // WAL lets readers and one writer work at once across processes. The pragma
             // answers with the resulting mode; a file system that cannot do WAL keeps its
             // old mode, which still works (only with more waiting), so it is not an error.
-            let mode: String = conn
-                .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
-                .map_err(sqlite_err("switch the database to WAL mode"))?;
+            let busy = Duration::from_millis(u64::from(options.busy_timeout_ms));
+            let mode =
+                enable_wal(&conn, busy).map_err(sqlite_err("switch the database to WAL mode"))?;
             // The absolute file name SQLite resolved, so a later chdir cannot redirect it.
             if let (true, Some(file)) = (mode.eq_ignore_ascii_case("wal"), conn.path()) {
                 let file = PathBuf::from(file);
@@ -201,6 +201,30 @@ impl SqliteAdapter {
         self.conn.lock().map_err(|_| {
             SessionError::Internal("the SQLite connection lock was poisoned by a panic".into())
         })
+    }
+}
+
+/// `PRAGMA journal_mode = WAL`, retried for up to `busy` while the file is busy. SQLite does
+/// not call the busy handler for every lock this pragma can meet: while another process runs
+/// WAL recovery (after a writer was killed) or holds the lock to change the mode, it answers
+/// SQLITE_BUSY at once, and a process starting at that moment failed to open the file
+/// ("database is locked", seen in the SIGKILL fault test). Returns the resulting mode.
+pub(crate) fn enable_wal(conn: &Connection, busy: Duration) -> rusqlite::Result<String> {
+    let started = std::time::Instant::now();
+    let mut pause = Duration::from_millis(2);
+    loop {
+        match conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0)) {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(
+                    e.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) && started.elapsed() < busy =>
+            {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            other => return other,
+        }
     }
 }
 

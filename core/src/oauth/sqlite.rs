@@ -98,8 +98,8 @@ impl SqliteOAuthStorage {
         if !in_memory {
             // WAL: readers never wait for the writer, which matters while other processes
             // poll the lease. A file system without WAL keeps its mode and still works.
-            let _mode: String = conn
-                .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+            let busy = Duration::from_millis(u64::from(options.busy_timeout_ms));
+            let _mode = crate::sqlite::enable_wal(&conn, busy)
                 .map_err(sqlite_err("switch the OAuth database to WAL mode"))?;
         }
         conn.pragma_update(None, "synchronous", "NORMAL")
