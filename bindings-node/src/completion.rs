@@ -21,6 +21,7 @@ use std::ptr;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 
+use futures::FutureExt;
 use napi::bindgen_prelude::{spawn, ToNapiValue};
 use napi::{sys, Env, JsError, Status};
 
@@ -250,7 +251,16 @@ where
     let deferred = Deferred(deferred);
     let shared = completer.shared.clone();
     spawn(async move {
-        let outcome = fut.await.map(|value| -> Settle {
+        // A panic in the future must still settle its promise (and release the loop): it
+        // becomes a rejection instead of a promise that never settles.
+        let outcome = match std::panic::AssertUnwindSafe(fut).catch_unwind().await {
+            Ok(result) => result,
+            Err(_) => Err(napi::Error::new(
+                Status::GenericFailure,
+                "SessionError: internal error: a native call panicked",
+            )),
+        };
+        let outcome = outcome.map(|value| -> Settle {
             // SAFETY (in the closure): runs on the JS thread, in `call_js`.
             Box::new(move |env| unsafe { T::to_napi_value(env, value) })
         });
