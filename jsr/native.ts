@@ -7,7 +7,7 @@
 import { locateLibrary } from "./loader.ts";
 
 /** Must equal ABI_VERSION in bindings-deno/src/lib.rs. */
-const ABI_VERSION = 3;
+const ABI_VERSION = 4;
 
 // Memory and SQLite handles are called synchronously (`*_call`). PostgreSQL and JS-backed
 // handles, OAuth managers and clients are started (`*_start`, synchronous too: it returns at
@@ -25,6 +25,7 @@ const SYMBOLS = {
   ssd_store_call: { parameters: ["u64", "u32", "buffer", "usize"], result: "pointer" },
   ssd_store_start: START,
   ssd_store_free: { parameters: ["u64"], result: "void" },
+  ssd_store_reply: { parameters: ["u64", "u32", "buffer", "usize", "buffer", "usize"], result: "pointer" },
   ssd_parse_cookie: { parameters: ["buffer", "usize"], result: "pointer" },
   ssd_serialize_cookie: { parameters: ["buffer", "usize"], result: "pointer" },
   ssd_channel_open: { parameters: [], result: "pointer" },
@@ -753,6 +754,57 @@ class FfiOAuthClient {
   }
 }
 
+// ---- request-path replies (core/src/reply.rs; npm/session.js SessionReader) ---------------
+
+/** A reader of one synchronous store: its handle and the reply words it exchanges. */
+interface ReplyReader {
+  readonly store: bigint;
+  readonly words: Uint32Array<ArrayBuffer>;
+  readonly wordCount: bigint;
+}
+
+const REPLY_STATUS = 13; // ssd_store_reply's status word: 0 none, 1 same, 2 full, 3 error
+const NO_TEXT = new Uint8Array(0);
+
+function openReplyReader(store: FfiStore, words: Uint32Array<ArrayBuffer>): ReplyReader {
+  if (!store.isSync) throw new Error("SessionError: reply readers exist only for synchronous stores");
+  if (words.length < 16) throw new Error("TypeError: the reply words need 16 elements");
+  return { store: BigInt(store.id), words, wordCount: BigInt(words.length) };
+}
+
+/** null, 1 (the hinted record: timestamps in the words) or the record's JSON text. */
+function storeReply(reader: ReplyReader, kind: number, text: string | null | undefined): null | number | string {
+  let bytes = NO_TEXT;
+  if (typeof text === "string") {
+    if (text.length * 3 > scratch.length) scratch = new Uint8Array(text.length * 3);
+    bytes = scratch.subarray(0, encoder.encodeInto(text, scratch).written);
+  } else if (kind === 0) {
+    kind = 2;
+  }
+  const { words } = reader;
+  const pointer = ffi.ssd_store_reply(reader.store, kind, bytes, BigInt(bytes.length), words, reader.wordCount);
+  const status = words[REPLY_STATUS];
+  if (status === 0) return null;
+  if (status === 1) return 1;
+  if (pointer === null) throw new Error("AdapterError: the native library returned no reply");
+  let body: string;
+  try {
+    body = Deno.UnsafePointerView.getCString(pointer, 8);
+  } finally {
+    ffi.ssd_buffer_free(pointer);
+  }
+  if (status === 3 || body.charCodeAt(0) === 33 /* "!" */) throw new Error(body.slice(1));
+  return body;
+}
+
+const replyFunctionsObject = {
+  fromHeader: (reader: ReplyReader, header?: string | null) => storeReply(reader, 0, header),
+  byId: (reader: ReplyReader, id: string) => {
+    if (typeof id !== "string") throw new Error("TypeError: sessionId must be a string");
+    return storeReply(reader, 1, id);
+  },
+};
+
 /** The object npm/session.js's createApi() takes. */
 export interface NativeBinding {
   readonly NativeAdapter: typeof FfiAdapter;
@@ -762,6 +814,8 @@ export interface NativeBinding {
   readonly NativeOAuthClient: typeof FfiOAuthClient;
   parseCookie(header: string): Record<string, string>;
   serializeCookie(name: string, value: string, options?: unknown): string;
+  openReplyReader(store: FfiStore, words: Uint32Array<ArrayBuffer>): ReplyReader;
+  replyFunctions(): typeof replyFunctionsObject;
   /** Where the library was loaded from (diagnostics). */
   readonly libraryPath: string;
 }
@@ -774,5 +828,7 @@ export const native: NativeBinding = {
   NativeOAuthClient: FfiOAuthClient,
   parseCookie,
   serializeCookie,
+  openReplyReader,
+  replyFunctions: () => replyFunctionsObject,
   libraryPath,
 };

@@ -148,6 +148,131 @@ function sessionRecord(record) {
   }
 }
 
+/**
+ * Bounds of a SessionReader, per key space: records kept (oldest dropped first), and the
+ * longest key (cookie header) and record (JSON text) it keeps, so it holds a few MB at most.
+ */
+const READER_CAPACITY = 2048;
+const READER_MAX_KEY = 4096;
+const READER_MAX_RECORD = 8192;
+
+/**
+ * A deep copy of a value JSON.parse made (plain objects, arrays, strings, numbers, booleans,
+ * null): the same result as parsing its JSON text again, several times faster for the small
+ * `data` objects sessions carry. A "__proto__" key stays an own property, as JSON.parse makes it.
+ */
+function copyJsonValue(value) {
+  if (value === null || typeof value !== "object") return value;
+  if (Array.isArray(value)) {
+    const out = new Array(value.length);
+    for (let i = 0; i < value.length; i++) out[i] = copyJsonValue(value[i]);
+    return out;
+  }
+  const out = {};
+  for (const key in value) {
+    if (key === "__proto__") {
+      Object.defineProperty(out, key, { value: copyJsonValue(value[key]), writable: true, enumerable: true, configurable: true });
+    } else {
+      out[key] = copyJsonValue(value[key]);
+    }
+  }
+  return out;
+}
+
+/**
+ * Request-path reads of a synchronous store (memory, SQLite) without decoding the same record
+ * again on every request (core/src/reply.rs explains the protocol; docs/design.md why). It
+ * keeps, per cookie header and per session id, the stable fields of the record it last decoded
+ * (its own copy, never an object it handed out) and their fingerprint; the native
+ * side answers `1` ("still those, here are the timestamps") or the whole record. Every call
+ * returns a new object, `data` included.
+ */
+class SessionReader {
+  #reader;
+  #fromHeader;
+  #byIdFn;
+  #words;
+  #times;
+  #byHeader = new Map();
+  #byId = new Map();
+
+  /** `functions`: the binding's `replyFunctions()`; `open(words)` makes the native reader. */
+  constructor(functions, open) {
+    const buffer = new ArrayBuffer(64); // core's BUFFER_WORDS (16) u32 words
+    this.#words = new Uint32Array(buffer);
+    this.#times = new Float64Array(buffer);
+    // The reader writes into #words: this object keeps both alive together.
+    this.#reader = open(this.#words);
+    this.#fromHeader = functions.fromHeader;
+    this.#byIdFn = functions.byId;
+  }
+
+  fromHeader(header) {
+    return this.#read(this.#byHeader, header, this.#fromHeader);
+  }
+
+  byId(id) {
+    return this.#read(this.#byId, id, this.#byIdFn);
+  }
+
+  #read(cache, key, fn) {
+    const words = this.#words;
+    const cacheable = key !== undefined && key.length <= READER_MAX_KEY;
+    const known = cacheable ? cache.get(key) : undefined;
+    if (known === undefined) {
+      words[8] = 0;
+    } else {
+      words[4] = known.f0;
+      words[5] = known.f1;
+      words[6] = known.f2;
+      words[7] = known.f3;
+      words[8] = 1;
+    }
+    let out;
+    try {
+      out = fn(this.#reader, key);
+    } catch (error) {
+      throw translateError(error);
+    }
+    if (out === null) {
+      if (known !== undefined) cache.delete(key);
+      return null;
+    }
+    if (out === 1) {
+      if (known === undefined) throw new AdapterError("the native store answered a hint that was not given");
+      const session = { sessionId: known.sessionId, userId: known.userId };
+      if (known.handle !== undefined) session.handle = known.handle;
+      session.isAuthenticated = known.isAuthenticated;
+      if (known.data !== undefined) session.data = copyJsonValue(known.data);
+      session.createdAt = known.createdAt;
+      session.expiresAt = this.#times[0];
+      session.lastAccessedAt = this.#times[1];
+      return session;
+    }
+    const session = sessionRecord(out);
+    // The record's JSON text bounds its `data`'s size.
+    if (!cacheable || out.length > READER_MAX_RECORD) {
+      if (known !== undefined) cache.delete(key);
+    } else {
+      if (known === undefined && cache.size >= READER_CAPACITY) cache.delete(cache.keys().next().value);
+      cache.set(key, {
+        f0: words[9],
+        f1: words[10],
+        f2: words[11],
+        f3: words[12],
+        sessionId: session.sessionId,
+        userId: session.userId,
+        handle: session.handle,
+        isAuthenticated: session.isAuthenticated,
+        // A copy of its own: the caller may change the `data` it gets.
+        data: session.data === undefined ? undefined : copyJsonValue(session.data),
+        createdAt: session.createdAt,
+      });
+    }
+    return session;
+  }
+}
+
 /** A SessionData given by a user (adapter.set) or returned by a custom adapter, to the wire. */
 function toWire(session, name) {
   if (!isPlainObject(session)) throw fail(name, "a SessionData object", session);
@@ -608,6 +733,8 @@ export function createApi(native) {
   let nativeOf;
   /** @type {(store: object) => { native: object, newId: () => string | undefined } | undefined} */
   let storeInternals;
+  /** The binding's reply functions (SessionReader), made on first use. */
+  let replyFunctions;
 
   /** Shared face of the native adapters: the SessionAdapter interface of SPEC §2. */
   class NativeBackedAdapter {
@@ -729,6 +856,8 @@ export function createApi(native) {
 
   class SessionStore {
     #native;
+    /** A SessionReader when the store is synchronous and the binding speaks core/src/reply.rs. */
+    #reader;
     #generateId;
     #onError;
     #timer;
@@ -761,6 +890,11 @@ export function createApi(native) {
           ? native.NativeStore.withNativeAdapter(nativeAdapter, config)
           : native.NativeStore.withJsAdapter(jsAdapterFunctions(adapter), config),
       );
+      if (this.#native.isSync && typeof native.replyFunctions === "function") {
+        replyFunctions ??= native.replyFunctions();
+        const store = this.#native;
+        this.#reader = new SessionReader(replyFunctions, (words) => callNative(() => native.openReplyReader(store, words)));
+      }
       this.#generateId = generateId;
       this.#onError = onError;
       if (interval > 0) {
@@ -812,6 +946,7 @@ export function createApi(native) {
 
     async getSession(sessionId) {
       checkString(sessionId, "sessionId");
+      if (this.#reader) return this.#reader.byId(sessionId);
       return sessionRecord(await callNative(() => this.#native.getSession(sessionId)));
     }
 
@@ -828,6 +963,7 @@ export function createApi(native) {
 
     async getSessionFromRequest(request) {
       const header = cookieHeaderOf(request);
+      if (this.#reader) return this.#reader.fromHeader(header);
       return sessionRecord(await callNative(() => this.#native.getSessionFromCookieHeader(header)));
     }
 

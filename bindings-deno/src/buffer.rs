@@ -64,7 +64,7 @@ impl Reply {
     }
 
     /// A body that already is JSON text.
-    fn json_text(json: &str) -> Reply {
+    pub(crate) fn json_text(json: &str) -> Reply {
         let mut buf = Self::start(json.len());
         buf.extend_from_slice(json.as_bytes());
         Self::finish(buf)

@@ -48,7 +48,7 @@ use wire::{AdapterSpec, StoreSpec, WireCookieOptions};
 /// Bumped whenever an export, an operation number or a JSON shape changes; jsr/native.ts
 /// refuses a library with another number (a stale `SLICES_SESSION_LIB` would otherwise fail in
 /// confusing ways).
-pub const ABI_VERSION: u32 = 3;
+pub const ABI_VERSION: u32 = 4;
 
 /// Runs an export's body: its result, its error, or a caught panic, as a reply for JS.
 fn guarded(export: &'static str, body: impl FnOnce() -> FfiResult<Reply>) -> *mut u8 {
@@ -273,6 +273,110 @@ pub unsafe extern "C" fn ssd_store_start(
     guarded_start("ssd_store_start", || {
         let (work, _) = store_work(id, op, json, false)?;
         channel::start(channel, call, work, "ssd_store_start")
+    })
+}
+
+/// What `ssd_store_reply` found, in word [`REPLY_STATUS`] of the caller's reply words.
+const REPLY_NONE: u32 = 0;
+const REPLY_SAME: u32 = 1;
+const REPLY_FULL: u32 = 2;
+const REPLY_ERROR: u32 = 3;
+/// A word of core's reply buffer that core leaves unused.
+const REPLY_STATUS: usize = 13;
+
+/// The request-path read of synchronous store `id` as a reply of core/src/reply.rs:
+/// `kind` 0 reads the session named by the cookie header `text`, 1 the session whose id is
+/// `text`, 2 the request without a cookie header. `words` (core's `BUFFER_WORDS` u32) carries
+/// the hint in and the timestamps or fingerprint out; its word 13 says what was found: 0 none,
+/// 1 the hinted record (timestamps in `words`), 2 the record (the returned buffer holds its
+/// JSON), 3 an error (the returned buffer holds it). The returned pointer is null for 0 and 1.
+///
+/// # Safety
+/// `text`/`len` as for [`ssd_adapter_call`]; `words` points to `words_len` u32 that only this
+/// call touches while it runs.
+#[no_mangle]
+pub unsafe extern "C" fn ssd_store_reply(
+    id: u64,
+    kind: u32,
+    text: *const u8,
+    len: usize,
+    words: *mut u32,
+    words_len: usize,
+) -> *mut u8 {
+    // SAFETY: forwarded caller contract.
+    let text = unsafe { buffer::input(text, len) };
+    let words: &mut [u32] =
+        if words.is_null() || words_len < slices_session_core::reply::BUFFER_WORDS {
+            &mut []
+        } else {
+            // SAFETY: caller's contract.
+            unsafe { std::slice::from_raw_parts_mut(words, words_len) }
+        };
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        store_reply(id, kind, text, &mut *words)
+    }));
+    let (status, reply) = match outcome {
+        Ok(Ok((status, reply))) => (status, reply),
+        Ok(Err(error)) => (REPLY_ERROR, Some(Reply::error(&error))),
+        Err(payload) => (
+            REPLY_ERROR,
+            Some(Reply::error(&FfiError::Panic {
+                export: "ssd_store_reply",
+                detail: panic_detail(payload.as_ref()),
+            })),
+        ),
+    };
+    match words.get_mut(REPLY_STATUS) {
+        Some(word) => *word = status,
+        // No room for the status: JS checked the length, so this is a usage error.
+        None => {
+            return Reply::error(&FfiError::Usage("the reply words are too short".into()))
+                .into_raw()
+        }
+    }
+    reply.map_or(std::ptr::null_mut(), Reply::into_raw)
+}
+
+fn store_reply(
+    id: u64,
+    kind: u32,
+    text: &[u8],
+    words: &mut [u32],
+) -> FfiResult<(u32, Option<Reply>)> {
+    use futures::FutureExt;
+    use slices_session_core::reply::ReplyBuffer;
+
+    if words.len() < slices_session_core::reply::BUFFER_WORDS {
+        return Err(FfiError::Usage("the reply words are too short".into()));
+    }
+    let handle = STORES
+        .get(id)
+        .ok_or(FfiError::Session(SessionError::StoreClosed))?;
+    if !handle.is_sync() {
+        return Err(FfiError::Usage(
+            "ssd_store_reply is for synchronous stores".into(),
+        ));
+    }
+    let text =
+        std::str::from_utf8(text).map_err(|_| FfiError::Usage("the text is not UTF-8".into()))?;
+    let store = handle.shared();
+    let buffer = ReplyBuffer::new(words);
+    let hint = buffer.hint();
+    let answer = match kind {
+        0 => store
+            .session_reply_from_cookie_header(Some(text), hint)
+            .now_or_never(),
+        1 => store.session_reply(text, hint).now_or_never(),
+        2 => store
+            .session_reply_from_cookie_header(None, hint)
+            .now_or_never(),
+        _ => return Err(FfiError::Usage(format!("unknown reply kind {kind}"))),
+    }
+    .ok_or_else(|| FfiError::Usage("a synchronous store did not complete at once".into()))??;
+    Ok(match buffer.write(answer) {
+        None => (REPLY_NONE, None),
+        Some(None) => (REPLY_SAME, None),
+        Some(Some(json)) => (REPLY_FULL, Some(Reply::json_text(&json))),
     })
 }
 

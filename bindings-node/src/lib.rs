@@ -3,6 +3,7 @@
 //! into settled Promises); PostgreSQL, Redis and JS adapters run on napi's tokio runtime.
 
 mod completion;
+pub mod fast;
 mod js_adapter;
 mod oauth;
 mod wire;

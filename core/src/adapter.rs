@@ -9,7 +9,21 @@
 use async_trait::async_trait;
 
 use crate::error::{Result, SessionError};
+use crate::reply::{fingerprint, Fingerprint};
 use crate::session::{Millis, SessionData, SessionPatch};
+
+/// What [`SessionAdapter::load_reply`] found (core/src/reply.rs).
+#[derive(Debug, PartialEq)]
+pub enum Loaded {
+    None,
+    /// The stored record's stable fields have the hinted fingerprint.
+    Same {
+        expires_at: Millis,
+        last_accessed_at: Millis,
+    },
+    /// The record, as stored, and its fingerprint.
+    Record(SessionData, Fingerprint),
+}
 
 /// How a successful read records the access (SPEC §3 `touchAfter`, `rolling`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,6 +40,15 @@ impl Touch {
     /// Whether an access at `self.now` should be written for a record last accessed at `last`.
     pub fn is_due(&self, last_accessed_at: Millis) -> bool {
         self.now.saturating_sub(last_accessed_at) >= self.touch_after
+    }
+
+    /// Writes a due access into `session` in place: what applying [`Self::patch`] does,
+    /// without building the patch (the in-memory request path).
+    pub fn apply_to(&self, session: &mut SessionData) {
+        session.last_accessed_at = self.now;
+        if let Some(ttl) = self.rolling_ttl {
+            session.expires_at = self.now.saturating_add(ttl);
+        }
     }
 
     /// The fields written by a due access.
@@ -102,6 +125,31 @@ pub trait SessionAdapter: Send + Sync {
             patch.apply_to(&mut session);
         }
         Ok(Some(session))
+    }
+
+    /// [`Self::load`], answered as [`Loaded::Same`] when the record's fingerprint is `hint`
+    /// (core/src/reply.rs). The memory adapter keeps fingerprints, so it neither hashes nor
+    /// copies the record for a `Same` answer.
+    async fn load_reply(
+        &self,
+        id: &str,
+        touch: &Touch,
+        hint: Option<Fingerprint>,
+    ) -> Result<Loaded> {
+        Ok(match self.load(id, touch).await? {
+            None => Loaded::None,
+            Some(session) => {
+                let fp = fingerprint(&session);
+                if hint == Some(fp) {
+                    Loaded::Same {
+                        expires_at: session.expires_at,
+                        last_accessed_at: session.last_accessed_at,
+                    }
+                } else {
+                    Loaded::Record(session, fp)
+                }
+            }
+        })
     }
 
     /// Moves the live session `old_id` to `new_id` (same record); `None` when missing or

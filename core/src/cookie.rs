@@ -137,17 +137,23 @@ pub fn parse_cookie(header: &str) -> Vec<(String, String)> {
 
 /// The value parseCookie(header)[name] would give, without building the whole list (request
 /// hot path). Agrees with parse_cookie exactly.
-pub fn cookie_value(header: &str, name: &str) -> Option<String> {
+pub fn cookie_value<'h>(header: &'h str, name: &str) -> Option<Cow<'h, str>> {
     if name.is_empty() {
         // parse_cookie never yields an empty key.
         return None;
     }
-    // The last match wins, so search from the end and decode just that one.
-    header
-        .rsplit(';')
-        .map(split_piece)
-        .find(|(key, _)| *key == name)
-        .map(|(_, raw)| decode_value(raw))
+    // The last match wins, so search from the end; only the matching piece's value is trimmed
+    // and decoded (borrowed from the header unless it has escapes).
+    header.rsplit(';').find_map(|piece| {
+        let (key, raw) = match piece.find('=') {
+            Some(i) => (&piece[..i], &piece[i + 1..]),
+            None => (piece, ""),
+        };
+        (js_trim(key) == name).then(|| {
+            let raw = js_trim(raw);
+            decode_uri_component(raw).unwrap_or(Cow::Borrowed(raw))
+        })
+    })
 }
 
 /// Options as the store holds them after overlaying defaults (None = attribute not written).

@@ -7,6 +7,7 @@ mod pg_pool;
 pub mod postgres;
 pub mod redis;
 mod redis_conn;
+pub mod reply;
 pub mod session;
 pub mod sqlite;
 pub mod sqlite_checkpoint;

@@ -5,13 +5,37 @@ use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 
-use crate::adapter::{SessionAdapter, Touch};
+use crate::adapter::{Loaded, SessionAdapter, Touch};
 use crate::error::{Result, SessionError};
+use crate::reply::{fingerprint, Fingerprint};
 use crate::session::{Millis, SessionData, SessionPatch};
+
+/// A stored session and, once asked for, the fingerprint of its stable fields
+/// (core/src/reply.rs), so that the request path neither hashes nor copies an unchanged record.
+/// Every write that can change a stable field clears it.
+struct Entry {
+    session: SessionData,
+    fingerprint: Option<Fingerprint>,
+}
+
+impl Entry {
+    fn new(session: SessionData) -> Self {
+        Entry {
+            session,
+            fingerprint: None,
+        }
+    }
+
+    fn fingerprint(&mut self) -> Fingerprint {
+        *self
+            .fingerprint
+            .get_or_insert_with(|| fingerprint(&self.session))
+    }
+}
 
 #[derive(Default)]
 pub struct MemoryAdapter {
-    sessions: Mutex<HashMap<String, SessionData>>,
+    sessions: Mutex<HashMap<String, Entry>>,
 }
 
 impl MemoryAdapter {
@@ -19,7 +43,7 @@ impl MemoryAdapter {
         Self::default()
     }
 
-    fn map(&self) -> Result<MutexGuard<'_, HashMap<String, SessionData>>> {
+    fn map(&self) -> Result<MutexGuard<'_, HashMap<String, Entry>>> {
         self.sessions
             .lock()
             .map_err(|_| SessionError::Internal("memory adapter lock poisoned".into()))
@@ -43,13 +67,13 @@ impl MemoryAdapter {
 impl SessionAdapter for MemoryAdapter {
     async fn get(&self, id: &str) -> Result<Option<SessionData>> {
         // A copy, never a live reference (SPEC §5 [decided]).
-        Ok(self.map()?.get(id).cloned())
+        Ok(self.map()?.get(id).map(|e| e.session.clone()))
     }
 
     async fn set(&self, id: &str, data: &SessionData) -> Result<()> {
         let mut record = data.clone();
         record.session_id = id.to_owned();
-        self.map()?.insert(id.to_owned(), record);
+        self.map()?.insert(id.to_owned(), Entry::new(record));
         Ok(())
     }
 
@@ -62,7 +86,7 @@ impl SessionAdapter for MemoryAdapter {
             std::collections::hash_map::Entry::Vacant(slot) => {
                 let mut record = data.clone();
                 record.session_id = id.to_owned();
-                slot.insert(record);
+                slot.insert(Entry::new(record));
                 Ok(())
             }
         }
@@ -70,8 +94,9 @@ impl SessionAdapter for MemoryAdapter {
 
     async fn update(&self, id: &str, patch: &SessionPatch) -> Result<bool> {
         Ok(match self.map()?.get_mut(id) {
-            Some(session) => {
-                patch.apply_to(session);
+            Some(entry) => {
+                patch.apply_to(&mut entry.session);
+                entry.fingerprint = None;
                 true
             }
             None => false,
@@ -86,7 +111,7 @@ impl SessionAdapter for MemoryAdapter {
     async fn cleanup(&self, expires_before: Millis) -> Result<u64> {
         let mut map = self.map()?;
         let before = map.len();
-        map.retain(|_, s| s.expires_at >= expires_before);
+        map.retain(|_, e| e.session.expires_at >= expires_before);
         Ok((before - map.len()) as u64)
     }
 
@@ -102,47 +127,77 @@ impl SessionAdapter for MemoryAdapter {
         Ok(self
             .map()?
             .values()
-            .filter(|s| s.user_id == user_id)
-            .cloned()
+            .filter(|e| e.session.user_id == user_id)
+            .map(|e| e.session.clone())
             .collect())
     }
 
     async fn delete_by_user(&self, user_id: &str, except: Option<&str>) -> Result<u64> {
         let mut map = self.map()?;
         let before = map.len();
-        map.retain(|id, s| s.user_id != user_id || Some(id.as_str()) == except);
+        map.retain(|id, e| e.session.user_id != user_id || Some(id.as_str()) == except);
         Ok((before - map.len()) as u64)
     }
 
     async fn load(&self, id: &str, touch: &Touch) -> Result<Option<SessionData>> {
         let mut map = self.map()?;
-        let Some(session) = map.get_mut(id) else {
-            return Ok(None);
+        Ok(touched(&mut map, id, touch).map(|e| e.session.clone()))
+    }
+
+    async fn load_reply(
+        &self,
+        id: &str,
+        touch: &Touch,
+        hint: Option<Fingerprint>,
+    ) -> Result<Loaded> {
+        let mut map = self.map()?;
+        let Some(entry) = touched(&mut map, id, touch) else {
+            return Ok(Loaded::None);
         };
-        if session.is_expired(touch.now) {
-            map.remove(id);
-            return Ok(None);
-        }
-        if touch.is_due(session.last_accessed_at) {
-            touch.patch().apply_to(session);
-        }
-        Ok(Some(session.clone()))
+        let fp = entry.fingerprint();
+        Ok(if hint == Some(fp) {
+            Loaded::Same {
+                expires_at: entry.session.expires_at,
+                last_accessed_at: entry.session.last_accessed_at,
+            }
+        } else {
+            Loaded::Record(entry.session.clone(), fp)
+        })
     }
 
     async fn rename(&self, old_id: &str, new_id: &str, now: Millis) -> Result<Option<SessionData>> {
         let mut map = self.map()?;
         match map.get(old_id) {
-            Some(s) if !s.is_expired(now) => {}
+            Some(e) if !e.session.is_expired(now) => {}
             _ => return Ok(None),
         }
         if new_id != old_id && map.contains_key(new_id) {
             return Err(SessionError::IdInUse(new_id.to_owned()));
         }
-        let Some(mut session) = map.remove(old_id) else {
+        let Some(Entry { mut session, .. }) = map.remove(old_id) else {
             return Ok(None);
         };
         session.session_id = new_id.to_owned();
-        map.insert(new_id.to_owned(), session.clone());
+        map.insert(new_id.to_owned(), Entry::new(session.clone()));
         Ok(Some(session))
     }
+}
+
+/// The request path on the map: the live entry under `id` with the access recorded (touching
+/// only timestamps, which the fingerprint leaves out), or None; an expired entry is removed.
+fn touched<'m>(
+    map: &'m mut HashMap<String, Entry>,
+    id: &str,
+    touch: &Touch,
+) -> Option<&'m mut Entry> {
+    let expired = map.get(id)?.session.is_expired(touch.now);
+    if expired {
+        map.remove(id);
+        return None;
+    }
+    let entry = map.get_mut(id)?;
+    if touch.is_due(entry.session.last_accessed_at) {
+        touch.apply_to(&mut entry.session);
+    }
+    Some(entry)
 }

@@ -7,11 +7,12 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use crate::adapter::{SessionAdapter, Touch};
+use crate::adapter::{Loaded, SessionAdapter, Touch};
 use crate::cookie::{
     cookie_value, encode_uri_component, serialize_cookie, validate_cookie_options, CookieOptions,
 };
 use crate::error::{Result, SessionError};
+use crate::reply::{Fingerprint, Reply};
 use std::borrow::Cow;
 
 use crate::session::{
@@ -194,6 +195,46 @@ impl SessionStore {
             .load(&self.key(id), &self.touch(now_millis()))
             .await?;
         Ok(self.as_asked(id, found))
+    }
+
+    /// [`Self::get_session`] as a [`Reply`] to a caller holding the record of `hint`
+    /// (core/src/reply.rs).
+    pub async fn session_reply(&self, id: &str, hint: Option<Fingerprint>) -> Result<Reply> {
+        self.ensure_open()?;
+        let loaded = self
+            .adapter
+            .load_reply(&self.key(id), &self.touch(now_millis()), hint)
+            .await?;
+        Ok(match loaded {
+            Loaded::None => Reply::None,
+            Loaded::Same {
+                expires_at,
+                last_accessed_at,
+            } => Reply::Same {
+                expires_at,
+                last_accessed_at,
+            },
+            Loaded::Record(session, fingerprint) => match self.as_asked(id, Some(session)) {
+                Some(session) => Reply::Full {
+                    json: session.to_js_json()?,
+                    fingerprint,
+                },
+                None => Reply::None,
+            },
+        })
+    }
+
+    /// [`Self::get_session_from_cookie_header`] as a [`Reply`], as [`Self::session_reply`].
+    pub async fn session_reply_from_cookie_header(
+        &self,
+        header: Option<&str>,
+        hint: Option<Fingerprint>,
+    ) -> Result<Reply> {
+        self.ensure_open()?;
+        match header.and_then(|h| cookie_value(h, &self.encoded_cookie_name)) {
+            Some(id) if !id.is_empty() => self.session_reply(&id, hint).await,
+            _ => Ok(Reply::None),
+        }
     }
 
     pub async fn update_session(&self, id: &str, patch: &SessionPatch) -> Result<bool> {

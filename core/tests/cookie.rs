@@ -320,7 +320,7 @@ fn parse_later_duplicate_wins_at_first_position() {
         parse_cookie("a=1; b=2; a=3; c=4; a=5"),
         pairs(&[("a", "5"), ("b", "2"), ("c", "4")])
     );
-    assert_eq!(cookie_value("a=1; b=2; a=3", "a"), Some("3".into()));
+    assert_eq!(owned_cookie_value("a=1; b=2; a=3", "a"), Some("3".into()));
 }
 
 #[test]
@@ -329,7 +329,7 @@ fn parse_piece_without_equals_gives_empty_value() {
         parse_cookie("flag; a=1;  other  "),
         pairs(&[("flag", ""), ("a", "1"), ("other", "")])
     );
-    assert_eq!(cookie_value("flag", "flag"), Some(String::new()));
+    assert_eq!(owned_cookie_value("flag", "flag"), Some(String::new()));
 }
 
 #[test]
@@ -338,7 +338,7 @@ fn parse_skips_empty_keys() {
         parse_cookie("=v; a=1;  =x; \u{00A0}=y"),
         pairs(&[("a", "1")])
     );
-    assert_eq!(cookie_value("=v", ""), None);
+    assert_eq!(owned_cookie_value("=v", ""), None);
 }
 
 #[test]
@@ -375,7 +375,10 @@ fn parse_returns_malformed_escapes_raw() {
             ("e", "%C0%80")
         ])
     );
-    assert_eq!(cookie_value("a=%E0%A4%A", "a"), Some("%E0%A4%A".into()));
+    assert_eq!(
+        owned_cookie_value("a=%E0%A4%A", "a"),
+        Some("%E0%A4%A".into())
+    );
 }
 
 #[test]
@@ -406,7 +409,10 @@ fn parse_a_one_megabyte_header() {
     assert_eq!(parsed[0].0, "k0");
     let last_k0 = (i - 1) / 1000 * 1000;
     assert_eq!(parsed[0].1, format!("v{last_k0}"));
-    assert_eq!(cookie_value(&header, "k0"), Some(format!("v{last_k0}")));
+    assert_eq!(
+        owned_cookie_value(&header, "k0"),
+        Some(format!("v{last_k0}"))
+    );
 
     // One huge value full of escapes, and one huge piece without '='.
     let big_value = "%41".repeat((1 << 20) / 3);
@@ -425,12 +431,16 @@ fn parse_a_one_megabyte_header() {
 fn cookie_value_finds_the_session_cookie() {
     let header = "theme=dark; slice-session=abc-123; other=x";
     assert_eq!(
-        cookie_value(header, "slice-session"),
+        owned_cookie_value(header, "slice-session"),
         Some("abc-123".into())
     );
-    assert_eq!(cookie_value(header, "missing"), None);
-    assert_eq!(cookie_value("", "slice-session"), None);
-    assert_eq!(cookie_value(header, " theme"), None, "keys are trimmed");
+    assert_eq!(owned_cookie_value(header, "missing"), None);
+    assert_eq!(owned_cookie_value("", "slice-session"), None);
+    assert_eq!(
+        owned_cookie_value(header, " theme"),
+        None,
+        "keys are trimmed"
+    );
 }
 
 // ---------------------------------------------------------------- overlay
@@ -679,13 +689,13 @@ proptest! {
     #[test]
     fn cookie_value_agrees_with_parse_cookie(header in cookieish(), name in cookieish()) {
         let expected = parse_cookie(&header).into_iter().find(|(k, _)| *k == name).map(|(_, v)| v);
-        prop_assert_eq!(cookie_value(&header, &name), expected);
+        prop_assert_eq!(owned_cookie_value(&header, &name), expected);
     }
 
     #[test]
     fn cookie_value_agrees_for_every_parsed_key(header in cookieish()) {
         for (key, value) in parse_cookie(&header) {
-            prop_assert_eq!(cookie_value(&header, &key), Some(value));
+            prop_assert_eq!(owned_cookie_value(&header, &key), Some(value));
         }
     }
 
@@ -696,7 +706,7 @@ proptest! {
     ) {
         prop_assume!(!ATTRIBUTE_KEYS.contains(&name.as_str()));
         let header = serialize_cookie(&name, &value, &CookieOptions::session_defaults());
-        prop_assert_eq!(cookie_value(&header, &name), Some(value.clone()));
+        prop_assert_eq!(owned_cookie_value(&header, &name), Some(value.clone()));
         prop_assert_eq!(parse_cookie(&header).first().cloned(), Some((name, value)));
     }
 
@@ -738,4 +748,9 @@ proptest! {
         let _ = validate_cookie_options(&name, &options);
         let _ = serialize_cookie(&name, &name, &options);
     }
+}
+
+/// `cookie_value` as an owned value, for comparisons.
+fn owned_cookie_value(header: &str, name: &str) -> Option<String> {
+    cookie_value(header, name).map(std::borrow::Cow::into_owned)
 }

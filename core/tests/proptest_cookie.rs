@@ -55,7 +55,8 @@ proptest! {
             prop_assert!(!key.is_empty());
             prop_assert_eq!(js_trim(key), key.as_str());
             prop_assert!(parsed[..i].iter().all(|(k, _)| k != key));
-            prop_assert_eq!(cookie_value(&header, key), Some(value.clone()));
+            let found = cookie_value(&header, key);
+            prop_assert_eq!(found.as_deref(), Some(value.as_str()));
         }
         for piece in header.split(';') {
             let _ = decode_uri_component(piece);
