@@ -537,6 +537,22 @@ class FfiStore {
   updateSession(id: string, patch: unknown): unknown {
     return this.#call(StoreOp.updateSession, [id, patch]);
   }
+  /** `updateSession` with the wire patch's fields as arguments (the N-API binding's shape). */
+  updateSessionFields(
+    id: string,
+    userId?: string,
+    handle?: string,
+    clearHandle?: boolean,
+    isAuthenticated?: boolean,
+    data?: string,
+    clearData?: boolean,
+    createdAt?: number,
+    expiresAt?: number,
+    lastAccessedAt?: number,
+  ): unknown {
+    const patch = { userId, handle, clearHandle, isAuthenticated, data, clearData, createdAt, expiresAt, lastAccessedAt };
+    return this.#call(StoreOp.updateSession, [id, patch]);
+  }
   deleteSession(id: string): unknown {
     return this.#call(StoreOp.deleteSession, [id]);
   }

@@ -150,9 +150,11 @@ function sessionRecord(record) {
 
 /**
  * Bounds of a SessionReader, per key space: records kept (oldest dropped first), and the
- * longest key (cookie header) and record (JSON text) it keeps, so it holds a few MB at most.
+ * longest key (cookie header) and record (JSON text) it keeps. A kept record costs about half a
+ * KB (its strings and `data` copy, the key), so a full key space is a few MB; a server whose
+ * active sessions outnumber it gets whole-record replies for the rest, as without the cache.
  */
-const READER_CAPACITY = 2048;
+const READER_CAPACITY = 16384;
 const READER_MAX_KEY = 4096;
 const READER_MAX_RECORD = 8192;
 
@@ -952,8 +954,21 @@ export function createApi(native) {
 
     async updateSession(sessionId, updates) {
       checkString(sessionId, "sessionId");
-      const patch = toWirePatch(updates, "updates");
-      return callNative(() => this.#native.updateSession(sessionId, patch));
+      const p = toWirePatch(updates, "updates");
+      return callNative(() =>
+        this.#native.updateSessionFields(
+          sessionId,
+          p.userId,
+          p.handle,
+          p.clearHandle,
+          p.isAuthenticated,
+          p.data,
+          p.clearData,
+          p.createdAt,
+          p.expiresAt,
+          p.lastAccessedAt,
+        ),
+      );
     }
 
     async deleteSession(sessionId) {
