@@ -7,7 +7,8 @@
 // Layers: rawRequest (NativeStore.getSessionFromCookieHeader: the core and the N-API crossing,
 // the result left as JSON text), rawRequestParse (the same and JSON.parse), apiRequest
 // (SessionStore.getSessionFromRequest, the public API), rawGet / apiGet (the read-only
-// adapter.get, no write).
+// adapter.get, no write); memoryRequest / originalMemoryRequest: the public request path on
+// MemoryAdapter, ours and the original's approach (bench/contenders/original.mjs).
 import { rmSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
@@ -30,11 +31,25 @@ for (let i = 0; i < 2000; i++) {
 const adapter = new pkg.SQLiteAdapter(file);
 const store = new pkg.SessionStore({ adapter, cleanupInterval: 0 });
 const headers = ids.map((id) => `_ga=GA1.2.1234567890.1700000000; slice-session=${id}; lang=en-GB`);
+const original = await import(new URL("../contenders/original.mjs", import.meta.url).href);
+const memoryStore = new pkg.SessionStore({ adapter: new pkg.MemoryAdapter(), cleanupInterval: 0 });
+const originalStore = new original.SessionStore({ adapter: new original.MemoryAdapter(), cleanupInterval: 0 });
+const memoryHeaders = [];
+const originalHeaders = [];
+for (let i = 0; i < 2000; i++) {
+  const data = { n: i, prefs: { theme: "dark", lang: "en" } };
+  const id = await memoryStore.createSession(`did:plc:user${i}`, `user${i}.bsky.social`, data);
+  memoryHeaders.push(`_ga=GA1.2.1234567890.1700000000; slice-session=${id}; lang=en-GB`);
+  const oid = await originalStore.createSession(`did:plc:user${i}`, `user${i}.bsky.social`, data);
+  originalHeaders.push(`_ga=GA1.2.1234567890.1700000000; slice-session=${oid}; lang=en-GB`);
+}
 
 const layers = {
   rawRequest: (i) => nativeStore.getSessionFromCookieHeader(headers[i % 2000]),
   rawRequestParse: (i) => JSON.parse(nativeStore.getSessionFromCookieHeader(headers[i % 2000])),
   apiRequest: (i) => store.getSessionFromRequest({ headers: { cookie: headers[i % 2000] } }),
+  memoryRequest: (i) => memoryStore.getSessionFromRequest({ headers: { cookie: memoryHeaders[i % 2000] } }),
+  originalMemoryRequest: (i) => originalStore.getSessionFromRequest({ headers: { cookie: originalHeaders[i % 2000] } }),
   rawGet: (i) => nativeAdapter.get(ids[i % 2000]),
   apiGet: (i) => adapter.get(ids[i % 2000]),
 };
@@ -48,4 +63,6 @@ for (let i = 0; i < n; i++) {
 }
 await store.close();
 await adapter.close();
+await memoryStore.close();
+originalStore.close();
 removeFiles();

@@ -12,7 +12,7 @@ count() {
     awk '/Collected/ { print $4 }'
 }
 layers=("$@")
-[ ${#layers[@]} -gt 0 ] || layers=(rawGet apiGet rawRequest rawRequestParse apiRequest)
+[ ${#layers[@]} -gt 0 ] || layers=(rawGet apiGet rawRequest rawRequestParse apiRequest memoryRequest originalMemoryRequest)
 printf '| layer | instructions per call |\n| --- | ---: |\n'
 for layer in "${layers[@]}"; do
   low=$(count "$layer" 10000)
