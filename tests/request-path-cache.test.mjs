@@ -149,7 +149,18 @@ for (const [kind, make] of Object.entries(kinds)) {
       for (let i = 0; i < 3; i++) assert.deepEqual((await store.getSessionFromRequest(request(bigId))).data, big);
       const longHeader = { headers: { cookie: `pad=${"x".repeat(6000)}; slice-session=${ids[0]}` } };
       for (let i = 0; i < 3; i++) assert.equal((await store.getSessionFromRequest(longHeader)).userId, "did:plc:u0");
-      assert.equal(await store.getSessionFromRequest({ headers: {} }), null);
+      // Headers around the binding's 2 KiB stack buffer, cut (were they cut) inside a 2- or
+      // 3-byte character: the session cookie at the end must still be found.
+      for (let bytes = 2030; bytes <= 2060; bytes++) {
+        for (const wide of ["é", "€"]) {
+          const width = wide === "é" ? 2 : 3;
+          const n = Math.floor(bytes / (2 * width));
+          const pad = "x".repeat(bytes - n * width) + wide.repeat(n);
+          const header = { headers: { cookie: `pad=${pad}; slice-session=${ids[1]}` } };
+          assert.equal((await store.getSessionFromRequest(header))?.userId, "did:plc:u1", `${bytes} bytes of ${wide}`);
+        }
+      }
+            assert.equal(await store.getSessionFromRequest({ headers: {} }), null);
       assert.equal(await store.getSessionFromRequest({ headers: { cookie: "other=1" } }), null);
       assert.equal(await store.getSessionFromRequest(request("no-such-id")), null);
       await close();

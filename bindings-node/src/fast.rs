@@ -205,8 +205,10 @@ unsafe fn string_arg<'a>(
         {
             return Err(unreadable());
         }
-        // Fewer bytes than room (one is the NUL): the string was not cut short.
-        if written + 1 < STACK_TEXT {
+        // N-API cuts a string that does not fit before the last whole character that does, so
+        // it may leave up to 3 bytes unused besides the NUL: only a write that ends further
+        // from the end than that is surely the whole string.
+        if written + 4 < STACK_TEXT {
             // N-API writes UTF-8 (lone surrogates as U+FFFD), so this does not fail.
             // SAFETY: N-API initialized the first `written` bytes.
             let text = std::slice::from_raw_parts(stack.as_ptr().cast::<u8>(), written);
