@@ -158,27 +158,44 @@ const READER_CAPACITY = 16384;
 const READER_MAX_KEY = 4096;
 const READER_MAX_RECORD = 8192;
 
+/** Nesting a SessionReader copies (deeper `data` is not kept: copying it recurses). */
+const READER_MAX_DEPTH = 64;
+const TOO_DEEP = Symbol("too deep");
+
 /**
  * A deep copy of a value JSON.parse made (plain objects, arrays, strings, numbers, booleans,
  * null): the same result as parsing its JSON text again, several times faster for the small
  * `data` objects sessions carry. A "__proto__" key stays an own property, as JSON.parse makes it.
+ * Throws TOO_DEEP past READER_MAX_DEPTH levels.
  */
-function copyJsonValue(value) {
+function copyJsonValue(value, depth = 0) {
   if (value === null || typeof value !== "object") return value;
+  if (depth >= READER_MAX_DEPTH) throw TOO_DEEP;
   if (Array.isArray(value)) {
     const out = new Array(value.length);
-    for (let i = 0; i < value.length; i++) out[i] = copyJsonValue(value[i]);
+    for (let i = 0; i < value.length; i++) out[i] = copyJsonValue(value[i], depth + 1);
     return out;
   }
   const out = {};
   for (const key in value) {
     if (key === "__proto__") {
-      Object.defineProperty(out, key, { value: copyJsonValue(value[key]), writable: true, enumerable: true, configurable: true });
+      Object.defineProperty(out, key, { value: copyJsonValue(value[key], depth + 1), writable: true, enumerable: true, configurable: true });
     } else {
-      out[key] = copyJsonValue(value[key]);
+      out[key] = copyJsonValue(value[key], depth + 1);
     }
   }
   return out;
+}
+
+/** `data` copied for a SessionReader entry, or TOO_DEEP. */
+function keptData(data) {
+  if (data === undefined) return undefined;
+  try {
+    return copyJsonValue(data);
+  } catch (error) {
+    if (error === TOO_DEEP) return TOO_DEEP;
+    throw error;
+  }
 }
 
 /**
@@ -253,7 +270,8 @@ class SessionReader {
     }
     const session = sessionRecord(out);
     // The record's JSON text bounds its `data`'s size.
-    if (!cacheable || out.length > READER_MAX_RECORD) {
+    const data = cacheable && out.length <= READER_MAX_RECORD ? keptData(session.data) : TOO_DEEP;
+    if (data === TOO_DEEP) {
       if (known !== undefined) cache.delete(key);
     } else {
       if (known === undefined && cache.size >= READER_CAPACITY) cache.delete(cache.keys().next().value);
@@ -267,7 +285,7 @@ class SessionReader {
         handle: session.handle,
         isAuthenticated: session.isAuthenticated,
         // A copy of its own: the caller may change the `data` it gets.
-        data: session.data === undefined ? undefined : copyJsonValue(session.data),
+        data,
         createdAt: session.createdAt,
       });
     }

@@ -144,7 +144,16 @@ for (const [kind, make] of Object.entries(kinds)) {
         assert.deepEqual(s.data.a, [1, { b: null }]);
         assert.equal({}.polluted, undefined);
       }
-      const big = { text: "é".repeat(20_000), list: Array.from({ length: 500 }, (_, i) => i) };
+      // Nesting: shallow enough to be kept, and far deeper than a copy should recurse.
+      for (const depth of [60, 70, 3_900]) {
+        const deep = JSON.parse("[".repeat(depth) + "]".repeat(depth));
+        const deepId = await store.createSession("did:plc:deep", undefined, { deep });
+        // (compared as JSON text: assert.deepEqual itself recurses too deep for 3 900 levels)
+        for (let i = 0; i < 3; i++) {
+          assert.equal(JSON.stringify((await store.getSessionFromRequest(request(deepId))).data), JSON.stringify({ deep }));
+        }
+      }
+            const big = { text: "é".repeat(20_000), list: Array.from({ length: 500 }, (_, i) => i) };
       const bigId = await store.createSession("did:plc:big", "big.test", big);
       for (let i = 0; i < 3; i++) assert.deepEqual((await store.getSessionFromRequest(request(bigId))).data, big);
       const longHeader = { headers: { cookie: `pad=${"x".repeat(6000)}; slice-session=${ids[0]}` } };
