@@ -150,9 +150,9 @@ function sessionRecord(record) {
 
 /**
  * Bounds of a SessionReader, per key space: records kept (oldest dropped first), and the
- * longest key (cookie header) and record (JSON text) it keeps. A kept record costs about half a
- * KB (its strings and `data` copy, the key), so a full key space is a few MB; a server whose
- * active sessions outnumber it gets whole-record replies for the rest, as without the cache.
+ * longest key (cookie header) and record (JSON text) it keeps. A kept record costs its strings,
+ * its `data` copy and its key, so a full key space is some 10-20 MB (docs/design.md); a server
+ * whose active sessions outnumber it gets whole-record replies for the rest, as without it.
  */
 const READER_CAPACITY = 16384;
 const READER_MAX_KEY = 4096;

@@ -7,7 +7,8 @@
 #   LOAD_RUNTIME=node     node: demo/server.mjs on Node (node:http, npm package, N-API);
 #                         deno: demo/deno.ts on Deno (Deno.serve, jsr/mod.ts, FFI);
 #                         deno-node: demo/server.mjs on Deno (node:http, npm package, N-API)
-#   LOAD_SECONDS=60       length of the measured run (after a 5 s warm-up)
+#   LOAD_SECONDS=60       length of the measured run (after the warm-up)
+#   LOAD_WARMUP_SECONDS=40  warm-up before RSS is taken (load.mjs says why it is that long)
 #   LOAD_SESSIONS=100000  sessions pre-created in the demo's SQLite file
 #   LOAD_CONNECTIONS=10   concurrent HTTP connections
 #
