@@ -144,6 +144,11 @@ function encodeKeepingNonFinite(value: unknown): Uint8Array<ArrayBuffer> {
  * or `!` and an error text "Class: message" (thrown as an Error; session.js maps the class).
  */
 function reply(pointer: Deno.PointerValue): unknown {
+  return JSON.parse(replyBody(pointer));
+}
+
+/** `reply` without the parse: the body text, or the thrown error. */
+function replyBody(pointer: Deno.PointerValue): string {
   if (pointer === null) throw new Error("AdapterError: the native library returned no reply");
   let text: string;
   try {
@@ -152,7 +157,7 @@ function reply(pointer: Deno.PointerValue): unknown {
     ffi.ssd_buffer_free(pointer);
   }
   if (text.charCodeAt(0) === 33 /* "!" */) throw new Error(text.slice(1));
-  return JSON.parse(text);
+  return text;
 }
 
 // Arguments are encoded into one reused buffer: every export only borrows it while it runs
@@ -161,7 +166,11 @@ let scratch = new Uint8Array(4096);
 
 /** `args` as JSON in the scratch buffer; the view covers exactly the encoded bytes. */
 function encodeScratch(args: unknown): Uint8Array<ArrayBuffer> {
-  const text = JSON.stringify(args);
+  return textScratch(JSON.stringify(args));
+}
+
+/** `text` as UTF-8 in the scratch buffer; the view covers exactly the encoded bytes. */
+function textScratch(text: string): Uint8Array<ArrayBuffer> {
   // UTF-8 takes at most 3 bytes per UTF-16 code unit.
   if (text.length * 3 > scratch.length) scratch = new Uint8Array(text.length * 3);
   const { written } = encoder.encodeInto(text, scratch);
@@ -534,10 +543,7 @@ class FfiStore {
   getSession(id: string): unknown {
     return this.#call(StoreOp.getSession, [id]);
   }
-  updateSession(id: string, patch: unknown): unknown {
-    return this.#call(StoreOp.updateSession, [id, patch]);
-  }
-  /** `updateSession` with the wire patch's fields as arguments (the N-API binding's shape). */
+  /** `updateSession`, the wire patch's fields as arguments (the N-API binding's shape). */
   updateSessionFields(
     id: string,
     userId?: string,
@@ -792,8 +798,7 @@ function openReplyReader(store: FfiStore, words: Uint32Array<ArrayBuffer>): Repl
 function storeReply(reader: ReplyReader, kind: number, text: string | null | undefined): null | number | string {
   let bytes = NO_TEXT;
   if (typeof text === "string") {
-    if (text.length * 3 > scratch.length) scratch = new Uint8Array(text.length * 3);
-    bytes = scratch.subarray(0, encoder.encodeInto(text, scratch).written);
+    bytes = textScratch(text);
   } else if (kind === 0) {
     kind = 2;
   }
@@ -802,14 +807,9 @@ function storeReply(reader: ReplyReader, kind: number, text: string | null | und
   const status = words[REPLY_STATUS];
   if (status === 0) return null;
   if (status === 1) return 1;
-  if (pointer === null) throw new Error("AdapterError: the native library returned no reply");
-  let body: string;
-  try {
-    body = Deno.UnsafePointerView.getCString(pointer, 8);
-  } finally {
-    ffi.ssd_buffer_free(pointer);
-  }
-  if (status === 3 || body.charCodeAt(0) === 33 /* "!" */) throw new Error(body.slice(1));
+  // Status 2 is the record's JSON, 3 an error body ("!..."), which replyBody throws.
+  const body = replyBody(pointer);
+  if (status === 3) throw new Error(body);
   return body;
 }
 

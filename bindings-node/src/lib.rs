@@ -384,20 +384,7 @@ impl NativeStore {
         })
     }
 
-    #[napi(ts_return_type = "boolean | Promise<boolean>")]
-    pub fn update_session<'env>(
-        &self,
-        env: &'env Env,
-        id: String,
-        patch: WirePatch,
-    ) -> Settled<'env, bool> {
-        let s = self.inner.clone();
-        settle(env, s.is_sync(), async move {
-            s.update_session(&id, &patch.into()).await
-        })
-    }
-
-    /// `updateSession` with the wire patch's fields as arguments, in `WirePatch` order: N-API
+    /// `updateSession`, the wire patch's fields as arguments in `WirePatch` order: N-API
     /// reads positional arguments far cheaper than an object's named properties (each one a
     /// property lookup by an internalized name: about a quarter of an in-memory update).
     #[allow(clippy::too_many_arguments)]
@@ -427,7 +414,10 @@ impl NativeStore {
             expires_at,
             last_accessed_at,
         };
-        self.update_session(env, id, patch)
+        let s = self.inner.clone();
+        settle(env, s.is_sync(), async move {
+            s.update_session(&id, &patch.into()).await
+        })
     }
 
     #[napi(ts_return_type = "void | Promise<void>")]

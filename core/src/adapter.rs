@@ -6,6 +6,8 @@
 //! adapter gets them for free, and native adapters override them to do the work in one
 //! statement.
 
+use std::borrow::Cow;
+
 use async_trait::async_trait;
 
 use crate::error::{Result, SessionError};
@@ -23,6 +25,25 @@ pub enum Loaded {
     },
     /// The record, as stored, and its fingerprint.
     Record(SessionData, Fingerprint),
+}
+
+impl Loaded {
+    /// `Same` when the record's fingerprint `fp` is the caller's `hint`, else the record
+    /// (copied only then, when borrowed).
+    pub fn answer(
+        session: Cow<'_, SessionData>,
+        fp: Fingerprint,
+        hint: Option<Fingerprint>,
+    ) -> Loaded {
+        if hint == Some(fp) {
+            Loaded::Same {
+                expires_at: session.expires_at,
+                last_accessed_at: session.last_accessed_at,
+            }
+        } else {
+            Loaded::Record(session.into_owned(), fp)
+        }
+    }
 }
 
 /// How a successful read records the access (SPEC §3 `touchAfter`, `rolling`).
@@ -140,14 +161,7 @@ pub trait SessionAdapter: Send + Sync {
             None => Loaded::None,
             Some(session) => {
                 let fp = fingerprint(&session);
-                if hint == Some(fp) {
-                    Loaded::Same {
-                        expires_at: session.expires_at,
-                        last_accessed_at: session.last_accessed_at,
-                    }
-                } else {
-                    Loaded::Record(session, fp)
-                }
+                Loaded::answer(Cow::Owned(session), fp, hint)
             }
         })
     }

@@ -1,5 +1,6 @@
 //! In-process adapter (SPEC §5 MemoryAdapter): a map behind a mutex.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
@@ -155,14 +156,7 @@ impl SessionAdapter for MemoryAdapter {
             return Ok(Loaded::None);
         };
         let fp = entry.fingerprint();
-        Ok(if hint == Some(fp) {
-            Loaded::Same {
-                expires_at: entry.session.expires_at,
-                last_accessed_at: entry.session.last_accessed_at,
-            }
-        } else {
-            Loaded::Record(entry.session.clone(), fp)
-        })
+        Ok(Loaded::answer(Cow::Borrowed(&entry.session), fp, hint))
     }
 
     async fn rename(&self, old_id: &str, new_id: &str, now: Millis) -> Result<Option<SessionData>> {
